@@ -1,0 +1,90 @@
+"""Retrieval quality: hit@1 and hit@3 of `llmref search` on a query set.
+
+    python benchmarks/retrieval.py [QUERIES.yaml] [--min-hit1 0.90] [--min-hit3 0.97] [-v]
+
+The query set format (../shared/eval/dev-queries.yaml): a YAML list of
+``{query: "...", expect: ["question text", ...]}``. A result matches when an expected text is
+a substring of the result's question, both normalized (lower-cased, markdown and link syntax
+removed, whitespace and punctuation dropped). Exits 1 when a threshold is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_QUERIES = ROOT.parent / "shared" / "eval" / "dev-queries.yaml"
+
+
+def norm(text: str) -> str:
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)  # links and images -> text
+    text = unicodedata.normalize("NFKC", text).lower()
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def evaluate(ref, queries: list[dict], *, verbose: bool = False) -> dict:
+    hit1 = hit3 = 0
+    misses: list[str] = []
+    times: list[float] = []
+    for item in queries:
+        query, expect = item["query"], [norm(e) for e in item["expect"]]
+        started = time.perf_counter()
+        results = ref.search(query, limit=3).results
+        times.append(time.perf_counter() - started)
+        ranks = [
+            n for n, r in enumerate(results, 1) if any(e in norm(r.entry.question) for e in expect)
+        ]
+        first = ranks[0] if ranks else None
+        hit1 += first == 1
+        hit3 += first is not None
+        if first != 1:
+            got = " | ".join(r.entry.question for r in results) or "(nothing)"
+            misses.append(f"{query!r}: rank {first or '>3'}; got {got}")
+        if verbose:
+            top = results[0].entry.question if results else "(nothing)"
+            print(f"{'ok ' if first == 1 else 'MISS'} {query!r} -> {top}")
+    n = len(queries) or 1
+    times.sort()
+    return {
+        "queries": len(queries),
+        "hit@1": hit1 / n,
+        "hit@3": hit3 / n,
+        "median_ms": 1000 * times[len(times) // 2] if times else 0.0,
+        "misses": misses,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("queries", nargs="?", default=str(DEFAULT_QUERIES))
+    parser.add_argument("--min-hit1", type=float, default=0.0)
+    parser.add_argument("--min-hit3", type=float, default=0.0)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(ROOT / "server"))
+    from llmref.config import Settings
+    from llmref.lookup import Reference
+
+    queries = yaml.safe_load(Path(args.queries).read_text(encoding="utf-8"))
+    ref = Reference.open(Settings())
+    report = evaluate(ref, queries, verbose=args.verbose)
+    print(
+        f"{report['queries']} queries: hit@1 {report['hit@1']:.3f}  hit@3 {report['hit@3']:.3f}  "
+        f"median {report['median_ms']:.2f} ms/query"
+    )
+    for miss in report["misses"]:
+        print("  miss:", miss)
+    ok = report["hit@1"] >= args.min_hit1 and report["hit@3"] >= args.min_hit3
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

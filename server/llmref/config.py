@@ -1,0 +1,87 @@
+"""Where the corpus and the cache are: bundled corpus, extra folders from flags, the
+``LLMREF_CORPUS`` environment variable and the user's config file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from platformdirs import user_cache_dir, user_config_dir
+
+from .corpus.loader import Problem
+
+ENV_CORPUS = "LLMREF_CORPUS"  # extra corpus folders, separated by os.pathsep
+ENV_CACHE = "LLMREF_CACHE_DIR"
+ENV_CONFIG = "LLMREF_CONFIG"
+
+
+def bundled_corpus_dir() -> Path:
+    """The corpus shipped inside the package (``llmref/bundled`` in a wheel), or the source
+    tree's ``corpus/`` when running from a checkout or an editable install."""
+    installed = Path(__file__).resolve().parent / "bundled"
+    if installed.is_dir() and any(installed.glob("*.md")):
+        return installed
+    return Path(__file__).resolve().parents[2] / "corpus"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(ENV_CACHE) or user_cache_dir("llmref")) / "index"
+
+
+def config_file() -> Path:
+    return Path(os.environ.get(ENV_CONFIG) or Path(user_config_dir("llmref")) / "config.yaml")
+
+
+@dataclass
+class Settings:
+    corpora: list[Path] = field(default_factory=list)  # user folders, in order
+    bundled: bool = True
+    cache: Path = field(default_factory=cache_dir)
+    problems: list[Problem] = field(default_factory=list)
+
+    def roots(self) -> list[tuple[Path, str]]:
+        """(path, display label) of every corpus root; the bundled corpus has no label."""
+        roots: list[tuple[Path, str]] = []
+        if self.bundled:
+            roots.append((bundled_corpus_dir(), ""))
+        for path in self.corpora:
+            roots.append((path, path.expanduser().name or str(path)))
+        return roots
+
+
+def load_settings(extra: list[str] | None = None, *, bundled: bool = True) -> Settings:
+    """Corpus folders from the config file, then LLMREF_CORPUS, then the command line."""
+    settings = Settings(bundled=bundled)
+    seen: set[str] = set()
+
+    def add(raw: str) -> None:
+        raw = raw.strip()
+        if raw and raw not in seen:
+            seen.add(raw)
+            settings.corpora.append(Path(raw).expanduser())
+
+    path = config_file()
+    if path.is_file():
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            corpus = data.get("corpus", []) if isinstance(data, dict) else None
+            if isinstance(corpus, str):
+                corpus = [corpus]
+            if not isinstance(corpus, list):
+                raise ValueError("'corpus' must be a list of folders")
+            for item in corpus:
+                add(str(item))
+            if isinstance(data, dict) and data.get("bundled") is False:
+                settings.bundled = False
+        except (yaml.YAMLError, ValueError, OSError, UnicodeDecodeError) as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            settings.problems.append(
+                Problem(str(path), line + 1 if line is not None else None, f"config ignored: {exc}")
+            )
+    for raw in os.environ.get(ENV_CORPUS, "").split(os.pathsep):
+        add(raw)
+    for raw in extra or []:
+        add(raw)
+    return settings

@@ -1,0 +1,283 @@
+"""The reference: corpus + glossary + index, and the questions the editor and CLI ask of it.
+
+Flow: corpus files -> parse -> glossary tagging -> grouping -> index (cached) -> here.
+Nothing here imports pygls or lsprotocol.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import normalize
+from .config import Settings, bundled_corpus_dir
+from .corpus.entry import Entry
+from .corpus.group import group_duplicates
+from .corpus.loader import Problem, digests, discover, load_notes
+from .corpus.parse import slugify
+from .glossary import Glossary
+from .index import SCHEMA_VERSION, Clause, Progress, SearchIndex
+
+log = logging.getLogger("llmref.lookup")
+
+PIPELINE_VERSION = "2"  # parse/tag/group behaviour: part of the index key
+
+# field weights: question > concept names > answer
+W_QUESTION = 4.0
+W_QUESTION_ALL = 3.0
+W_PHRASE = 3.0
+W_NAMES = 2.0
+W_ANSWER = 1.0
+W_CONCEPT = 6.0
+W_ALIAS_QUESTION = 3.0
+W_ALIAS_ANSWER = 0.6
+
+
+@dataclass
+class Result:
+    entry: Entry
+    score: float
+
+
+@dataclass
+class SearchResult:
+    query: str
+    results: list[Result] = field(default_factory=list)
+    concepts: list[str] = field(default_factory=list)  # glossary concepts the query names
+    suggestion: str | None = None  # did you mean …
+
+
+def tag_entries(entries: list[Entry], glossary: Glossary) -> None:
+    """Concepts named by each entry (question first), then same-question groups."""
+    for entry in entries:
+        in_question = glossary.concepts_in(entry.question)
+        in_answer = glossary.concepts_in(f"{entry.detail}\n{entry.answer}")
+        entry.question_concepts = in_question
+        entry.concepts = in_question + [c for c in in_answer if c not in in_question]
+    group_duplicates(entries, [frozenset(e.question_concepts) for e in entries])
+
+
+def fingerprint(note_digests: Sequence[tuple[str, str]], glossary_digests: Sequence[tuple[str, str]]) -> str:
+    h = hashlib.sha256()
+    h.update(
+        f"schema={SCHEMA_VERSION};analyzer={normalize.ANALYZER_VERSION};"
+        f"pipeline={PIPELINE_VERSION};segmenter={normalize.segmenter_version()}\n".encode()
+    )
+    for kind, items in (("note", note_digests), ("glossary", glossary_digests)):
+        for name, digest in items:
+            h.update(f"{kind}\0{name}\0{digest}\n".encode())
+    return h.hexdigest()
+
+
+class Reference:
+    """Everything the CLI and the language server look things up in."""
+
+    def __init__(
+        self,
+        entries: list[Entry],
+        glossary: Glossary,
+        index: SearchIndex,
+        problems: list[Problem] | None = None,
+        built: bool = False,
+    ) -> None:
+        self.entries = {e.id: e for e in entries}
+        self.order = [e.id for e in entries]
+        self.glossary = glossary
+        self.index = index
+        self.problems = problems or []
+        self.built = built
+        self._vocab: list[str] | None = None
+        self._by_concept: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+        for entry in entries:
+            for concept in entry.concepts:
+                self._by_concept.setdefault(concept, []).append(entry.id)
+
+    # --- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        rebuild: bool = False,
+        progress: Progress | None = None,
+    ) -> Reference:
+        settings = settings or Settings()
+        notes, glossary_files, problems = discover(settings.roots())
+        bundled_glossary = bundled_corpus_dir() / "glossary.yaml"
+        if settings.bundled and bundled_glossary in glossary_files:
+            glossary_files.remove(bundled_glossary)
+        glossary_paths = ([bundled_glossary] if bundled_glossary.is_file() else []) + glossary_files
+        glossary = Glossary.load(glossary_paths)
+        note_digests = [
+            (display, digest)
+            for (_path, display), (_p, digest) in zip(notes, digests(p for p, _ in notes))
+        ]
+        key = fingerprint(note_digests, digests(glossary_paths))
+
+        def build() -> tuple[list[Entry], dict]:
+            entries, _files, found = load_notes(notes)
+            tag_entries(entries, glossary)
+            return entries, {"problems": [[p.path, p.line, p.message] for p in found]}
+
+        index, entries, built = SearchIndex.open_or_build(
+            settings.cache,
+            key,
+            build,
+            lambda e: _names_text(e, glossary),
+            rebuild=rebuild,
+            progress=progress,
+        )
+        file_problems = [Problem(*p) for p in index.meta.get("extra", {}).get("problems", [])]
+        all_problems = settings.problems + problems + file_problems + glossary.problems
+        return cls(entries, glossary, index, all_problems, built)
+
+    def close(self) -> None:
+        self.index.close()
+
+    # --- entries --------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def all(self) -> list[Entry]:
+        return [self.entries[i] for i in self.order]
+
+    def get(self, entry_id: str) -> Entry | None:
+        """An entry by id, or by a unique id prefix."""
+        if entry_id in self.entries:
+            return self.entries[entry_id]
+        matches = [i for i in self.order if i.startswith(entry_id)]
+        return self.entries[matches[0]] if len(matches) == 1 else None
+
+    def entries_for(self, concept: str, limit: int = 20) -> list[Entry]:
+        """Entries about a concept, best first (search ranking with the concept as query)."""
+        c = self.glossary.get(concept)
+        if c is None:
+            return []
+        return [r.entry for r in self.search(c.name, limit=limit, concepts=[concept]).results]
+
+    # --- search ----------------------------------------------------------------------------------
+
+    def plan(self, query: str, concepts: Sequence[str] | None = None) -> tuple[list[Clause], list[str]]:
+        """Engine-neutral clauses for a query, and the glossary concepts it names."""
+        toks = list(normalize.tokens(query))
+        words = tuple(dict.fromkeys(t.text for t in toks))
+        # parts only (no catenations) in order, for all-of and phrase clauses
+        positions: dict[int, str] = {}
+        for t in toks:
+            positions.setdefault(t.pos, t.text)
+        parts = tuple(positions[p] for p in sorted(positions))
+        clauses: list[Clause] = []
+        if words:
+            clauses += [
+                Clause("question", words, "any", W_QUESTION),
+                Clause("names", words, "any", W_NAMES),
+                Clause("answer", words, "any", W_ANSWER),
+            ]
+        if len(parts) > 1:
+            clauses += [
+                Clause("question", parts, "all", W_QUESTION_ALL),
+                Clause("question", parts, "phrase", W_PHRASE),
+                Clause("answer", parts, "phrase", W_ANSWER),
+            ]
+        if concepts is None:
+            concepts = list(dict.fromkeys(m.concept for m in self.glossary.find(query)))
+        for cid in concepts:
+            concept = self.glossary.get(cid)
+            if concept is None:
+                continue
+            clauses.append(Clause("concepts", (cid,), "any", W_CONCEPT))
+            for form in dict.fromkeys([*concept.names(), *concept.code]):
+                form_parts = _parts(form)
+                if not form_parts or form_parts == parts:
+                    continue
+                mode = "all" if len(form_parts) > 1 else "any"
+                clauses.append(Clause("question", form_parts, mode, W_ALIAS_QUESTION))
+                clauses.append(Clause("answer", form_parts, "phrase" if len(form_parts) > 1 else "any", W_ALIAS_ANSWER))
+        return clauses, list(concepts)
+
+    def search(
+        self, query: str, limit: int = 10, *, concepts: Sequence[str] | None = None
+    ) -> SearchResult:
+        query = query.strip()
+        result = SearchResult(query)
+        if not query:
+            return result
+        clauses, result.concepts = self.plan(query, concepts)
+        with self._lock:  # one Whoosh searcher, shared
+            hits = self.index.search(clauses, limit=max(limit * 3, 30))
+        seen_groups: set[str] = set()
+        for hit in hits:
+            entry = self.entries.get(hit.id)
+            if entry is None:
+                continue
+            if entry.group is not None:
+                if entry.group in seen_groups:
+                    continue
+                seen_groups.add(entry.group)
+            result.results.append(Result(entry, hit.score))
+            if len(result.results) >= limit:
+                break
+        if not result.concepts:
+            result.suggestion = self.suggest(query)
+        return result
+
+    # --- did you mean ----------------------------------------------------------------------------
+
+    def vocabulary(self) -> list[str]:
+        """Latin words of the corpus and keys of the glossary (built once, on demand)."""
+        if self._vocab is None:
+            with self._lock:
+                words = {w for w in self.index.vocabulary() if w.isascii() and len(w) > 2}
+            for key in self.glossary.matcher.keys:
+                if key.isascii():
+                    words.add(key)
+            self._vocab = sorted(words)
+        return self._vocab
+
+    def suggest(self, query: str) -> str | None:
+        """A corrected query when some Latin word is unknown and a close one exists."""
+        vocab = self.vocabulary()
+        known = set(vocab)
+        changed = False
+        out: list[str] = []
+        for word in query.split():
+            key = "".join(normalize.split_identifier(word))
+            if not key.isascii() or len(key) < 4 or key in known or self.glossary.lookup(word):
+                out.append(word)
+                continue
+            close = difflib.get_close_matches(key, vocab, n=1, cutoff=0.8)
+            if not close:
+                out.append(word)
+                continue
+            concept = self.glossary.lookup(close[0])
+            out.append(concept.name if concept else close[0])
+            changed = True
+        return " ".join(out) if changed else None
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    positions: dict[int, str] = {}
+    for t in normalize.tokens(text):
+        positions.setdefault(t.pos, t.text)
+    return tuple(positions[p] for p in sorted(positions))
+
+
+def _names_text(entry: Entry, glossary: Glossary) -> str:
+    """The names of the concepts the question names (indexed in the names field)."""
+    lines: list[str] = []
+    for cid in entry.question_concepts:
+        concept = glossary.get(cid)
+        if concept is not None:
+            lines.append(" ; ".join(concept.names()))
+    return "\n".join(lines)
+
+
+__all__ = ["Reference", "Result", "SearchResult", "slugify", "tag_entries"]

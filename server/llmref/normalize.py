@@ -1,0 +1,252 @@
+"""One normalization for the index, for queries and for hover.
+
+* ``fold`` — NFKC (full-width -> half-width) and case folding.
+* ``split_identifier`` — ``LlamaRMSNorm`` -> ``llama rms norm``, ``flash_attn_func`` ->
+  ``flash attn func``, ``KVCache`` -> ``kv cache``, ``FlashAttention2`` -> ``flash attention 2``;
+  dtype-like words (``fp16``, ``bf16``, ``int8``, ``nf4``) and sizes (``7B``, ``4k``) stay whole.
+* ``segment`` — Chinese word segmentation (rjieba, loaded lazily).
+* ``tokens`` — the analyzer stream used by the index and by queries: identifier parts plus
+  the catenated identifier (so ``LoRA`` and ``lora``, ``LayerNorm`` and ``layernorm`` meet),
+  Chinese words, light plural folding, stop words removed.
+
+Nothing here imports Whoosh, pygls or lsprotocol.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Bump when anything below changes what the analyzer emits: it is part of the index key.
+ANALYZER_VERSION = "3"
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_RUN_RE = re.compile(rf"(?P<latin>[A-Za-z0-9]+(?:[_\-.][A-Za-z0-9]+)*)|(?P<cjk>[{_CJK}]+)")
+_CHUNK_SPLIT_RE = re.compile(r"[^A-Za-z0-9]+")
+_CAMEL_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+# letters that keep their digits: dtypes and short names (fp16, bf16, int8, nf4, t5, v2)
+_DTYPE_PREFIXES = frozenset({"fp", "bf", "int", "uint", "float", "bfloat", "nf", "tf", "e4m", "e5m"})
+# Mixed-case names whose case split yields no words (LoRA -> lo ra): kept whole when they sit
+# on case boundaries inside an identifier (QLoRAConfig -> qlora config, LLaMA2 -> llama 2).
+KEEP_WHOLE = frozenset(
+    """lora qlora dora rope alibi gelu geglu reglu swiglu relu silu llama vllm react zero moe
+    deberta roberta pytorch xlnet""".split()
+)
+IS_CJK = re.compile(rf"[{_CJK}]")
+
+STOP_EN = frozenset(
+    """a an the of to in on at by for with and or is are was were be been being it its this that
+    these those what which who whom how why when where do does did can could should would will
+    shall may might must i you we they he she me my our your their them his her as from into than
+    then there here about between vs versus please explain describe introduce""".split()
+)
+STOP_ZH = frozenset(
+    """的 了 是 在 和 与 及 或 有 吗 么 呢 啊 吧 呀 一下 什么 哪些 哪种 如何 怎么 怎样 为什么 为何
+    请 简述 介绍 解释 讲讲 讲一下 讲解 说明 一个 这个 那个 这些 那些 之间 中 对 会 能 可以 其 并
+    而 被 把 让 给 也 都 就 还 又 上 下 时 后 前 等 及其 以及 之 得 地 着 过 从 向 到 于""".split()
+)
+
+
+def fold(text: str) -> str:
+    """NFKC + casefold: ``ＫＶ　Ｃａｃｈｅ`` -> ``kv cache``."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def width_fold(text: str) -> str:
+    """NFKC only (full-width -> half-width), keeping case for identifier splitting."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def _merge_digits(parts: list[str]) -> list[str]:
+    """Re-join camel-split parts where digits belong to their neighbour."""
+    out: list[str] = []
+    for part in parts:
+        if out and part.isdigit():
+            prev = out[-1]
+            if prev.isalpha() and (len(prev) <= 2 or prev.lower() in _DTYPE_PREFIXES):
+                out[-1] = prev + part  # fp16, bf16, int8, t5, v2
+                continue
+        if out and part.isalpha() and len(part) <= 2 and out[-1].isdigit():
+            out[-1] = out[-1] + part  # 7B, 4k, 175B, 2D
+            continue
+        out.append(part)
+    return out
+
+
+def _keep_whole(chunk: str, pieces: list[str]) -> list[str]:
+    """Merge runs of camel pieces that spell a KEEP_WHOLE name."""
+    if len(pieces) < 2:
+        return pieces
+    lower = chunk.lower()
+    starts = [0]
+    for piece in pieces:
+        starts.append(starts[-1] + len(piece))
+    out: list[str] = []
+    i = 0
+    while i < len(pieces):
+        merged = False
+        for j in range(len(pieces), i + 1, -1):  # longest first
+            if lower[starts[i] : starts[j]] in KEEP_WHOLE:
+                out.append(chunk[starts[i] : starts[j]])
+                i = j
+                merged = True
+                break
+        if not merged:
+            out.append(pieces[i])
+            i += 1
+    return out
+
+
+@lru_cache(maxsize=65536)
+def split_identifier(word: str) -> tuple[str, ...]:
+    """Split an identifier (or any Latin run) into lower-case parts.
+
+    Separators (``_``, ``-``, ``.``, spaces, anything non-alphanumeric) always split; inside a
+    chunk, case changes and letter/digit changes split, except the dtype/size rules above.
+    """
+    word = width_fold(word)
+    parts: list[str] = []
+    for chunk in _CHUNK_SPLIT_RE.split(word):
+        if not chunk:
+            continue
+        # non-ASCII letters (é, ß...) are kept as their own chunk, folded
+        pieces = _CAMEL_RE.findall(chunk)
+        if "".join(pieces) != chunk:
+            parts.append(chunk.casefold())
+            continue
+        parts.extend(p.lower() for p in _merge_digits(_keep_whole(chunk, pieces)))
+    return tuple(parts)
+
+
+def compact(text: str) -> str:
+    """The separator-free folded key: ``KV-Cache``, ``kv_cache``, ``KV cache`` -> ``kvcache``."""
+    return "".join(ch for ch in fold(text) if ch.isalnum())
+
+
+def singular(word: str) -> str:
+    """Light English plural folding for lower-case ASCII words (caches -> cache)."""
+    if len(word) < 4 or not word.isascii() or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith(("ss", "us", "is", "as", "os")):
+        return word[:-1]
+    return word
+
+
+# --- Chinese segmentation -------------------------------------------------------------------
+
+
+class _Segmenter:
+    """Lazily loads rjieba (falls back to jieba, then to single characters)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cut = None
+        self.name = "unloaded"
+
+    def _load(self):  # pragma: no cover - exercised implicitly
+        with self._lock:
+            if self._cut is not None:
+                return self._cut
+            try:
+                import rjieba
+
+                self._cut = rjieba.cut
+                self.name = "rjieba"
+            except ImportError:
+                try:
+                    import logging
+
+                    import jieba
+
+                    jieba.setLogLevel(logging.WARNING)
+                    self._cut = lambda s: list(jieba.cut(s))
+                    self.name = "jieba"
+                except ImportError:
+                    self._cut = list
+                    self.name = "chars"
+            return self._cut
+
+    def cut(self, text: str) -> list[str]:
+        cut = self._cut or self._load()
+        return cut(text)
+
+    def identity(self) -> str:
+        """Which segmenter the index is built with (part of the index key)."""
+        self._cut or self._load()
+        return self.name
+
+
+SEGMENTER = _Segmenter()
+
+
+def segmenter_version() -> str:
+    """Which segmenter would be used, without loading it (part of the index key)."""
+    import importlib.metadata
+    import importlib.util
+
+    for name in ("rjieba", "jieba"):
+        if importlib.util.find_spec(name) is not None:
+            try:
+                return f"{name}-{importlib.metadata.version(name)}"
+            except importlib.metadata.PackageNotFoundError:
+                return name
+    return "chars"
+
+
+def segment(text: str) -> list[str]:
+    """Chinese word segmentation of a CJK run."""
+    return SEGMENTER.cut(text)
+
+
+# --- the analyzer stream ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tok:
+    text: str  # normalized token
+    pos: int  # position (catenated identifiers share the position of their first part)
+    start: int  # character offsets in the original text
+    end: int
+
+
+def tokens(text: str, *, keep_stop: bool = False) -> Iterator[Tok]:
+    """The token stream of ``text``, as indexed and as queried."""
+    pos = 0
+    text = width_fold(text)
+    for m in _RUN_RE.finditer(text):
+        if m.group("latin") is not None:
+            run = m.group("latin")
+            parts = [singular(p) for p in split_identifier(run)]
+            if not parts:
+                continue
+            if len(parts) == 1:
+                if keep_stop or parts[0] not in STOP_EN:
+                    yield Tok(parts[0], pos, m.start(), m.end())
+                    pos += 1
+                continue
+            first = pos
+            for part in parts:
+                if keep_stop or part not in STOP_EN:
+                    yield Tok(part, pos, m.start(), m.end())
+                    pos += 1
+            cat = singular("".join(split_identifier(run)))
+            yield Tok(cat, first, m.start(), m.end())
+        else:
+            offset = m.start()
+            for word in segment(m.group("cjk")):
+                start = offset
+                offset += len(word)
+                if not word.strip() or (not keep_stop and word in STOP_ZH):
+                    continue
+                yield Tok(word, pos, start, offset)
+                pos += 1
+
+
+def token_texts(text: str) -> list[str]:
+    return [t.text for t in tokens(text)]
