@@ -106,7 +106,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         if result.suggestion:
             print(f"did you mean: {result.suggestion}", file=sys.stderr)
         return 0 if result.results else 1
-    if result.suggestion:
+    if result.corrected:
+        print(f"No results for {result.query!r}; showing results for {result.suggestion!r}.")
+    elif result.suggestion:
         print(f"Did you mean: {result.suggestion}?")
     if not result.results:
         print(f"No results for {result.query!r}.")
@@ -201,9 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="an extra folder (or file) of notes to search too; repeatable "
         "(also: LLMREF_CORPUS, and `corpus:` in the config file)",
     )
-    common.add_argument(
-        "--no-bundled", action="store_true", help="leave out the bundled corpus"
-    )
+    common.add_argument("--no-bundled", action="store_true", help="leave out the bundled corpus")
     common.add_argument("-v", "--verbose", action="count", default=0, help="more logging (stderr)")
 
     parser = argparse.ArgumentParser(

@@ -190,9 +190,7 @@ class TermMatcher:
         """Non-overlapping matches, longest first, in text order."""
         chosen: list[Match] = []
         taken: list[tuple[int, int]] = []
-        best = sorted(
-            self.all_matches(text), key=lambda m: (-(m.end - m.start), -m.units, m.start)
-        )
+        best = sorted(self.all_matches(text), key=lambda m: (-(m.end - m.start), -m.units, m.start))
         for m in best:
             if any(m.start < e and s < m.end for s, e in taken):
                 # the same span may name several concepts (an ambiguous alias): keep them all
@@ -240,7 +238,9 @@ def _items(text: str, path: str, problems: list[Problem]) -> list[tuple[int, obj
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
-        problems.append(Problem(path, line, f"invalid YAML: {_reason(exc)}; loading the other items"))
+        problems.append(
+            Problem(path, line, f"invalid YAML: {_reason(exc)}; loading the other items")
+        )
         return _salvage(text, path, problems)
     if root is None:
         return []
@@ -255,7 +255,9 @@ def _items(text: str, path: str, problems: list[Problem]) -> list[tuple[int, obj
         try:
             items.append((node.start_mark.line + 1, constructor.construct_object(node, deep=True)))
         except yaml.YAMLError as exc:
-            problems.append(Problem(path, node.start_mark.line + 1, f"invalid item: {_reason(exc)}"))
+            problems.append(
+                Problem(path, node.start_mark.line + 1, f"invalid item: {_reason(exc)}")
+            )
     return items
 
 
@@ -343,7 +345,11 @@ class Glossary:
                 target = by_key.get(term_key(ref))
                 if target is None:
                     self.problems.append(
-                        Problem(concept.file, concept.line, f"{concept.name}: unknown related concept {ref!r}")
+                        Problem(
+                            concept.file,
+                            concept.line,
+                            f"{concept.name}: unknown related concept {ref!r}",
+                        )
                     )
                 elif target != concept.id and target not in resolved:
                     resolved.append(target)

@@ -181,9 +181,7 @@ class SearchIndex:
         try:
             ix = whoosh_index.create_in(str(tmp), make_schema())
             big = len(entries) > 3000
-            writer = ix.writer(
-                timeout=30.0, limitmb=256, procs=2 if big else 1, multisegment=big
-            )
+            writer = ix.writer(timeout=30.0, limitmb=256, procs=2 if big else 1, multisegment=big)
             try:
                 for n, doc in enumerate(entries, 1):
                     writer.add_document(**_document(doc, names(doc)))

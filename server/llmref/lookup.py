@@ -12,7 +12,6 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from . import normalize
 from .config import Settings, bundled_corpus_dir
@@ -50,6 +49,7 @@ class SearchResult:
     results: list[Result] = field(default_factory=list)
     concepts: list[str] = field(default_factory=list)  # glossary concepts the query names
     suggestion: str | None = None  # did you mean …
+    corrected: bool = False  # results are for the suggestion (the query found nothing)
 
 
 def tag_entries(entries: list[Entry], glossary: Glossary) -> None:
@@ -62,7 +62,9 @@ def tag_entries(entries: list[Entry], glossary: Glossary) -> None:
     group_duplicates(entries, [frozenset(e.question_concepts) for e in entries])
 
 
-def fingerprint(note_digests: Sequence[tuple[str, str]], glossary_digests: Sequence[tuple[str, str]]) -> str:
+def fingerprint(
+    note_digests: Sequence[tuple[str, str]], glossary_digests: Sequence[tuple[str, str]]
+) -> str:
     h = hashlib.sha256()
     h.update(
         f"schema={SCHEMA_VERSION};analyzer={normalize.ANALYZER_VERSION};"
@@ -117,7 +119,9 @@ class Reference:
         glossary = Glossary.load(glossary_paths)
         note_digests = [
             (display, digest)
-            for (_path, display), (_p, digest) in zip(notes, digests(p for p, _ in notes))
+            for (_path, display), (_p, digest) in zip(
+                notes, digests(p for p, _ in notes), strict=True
+            )
         ]
         key = fingerprint(note_digests, digests(glossary_paths))
 
@@ -165,7 +169,9 @@ class Reference:
 
     # --- search ----------------------------------------------------------------------------------
 
-    def plan(self, query: str, concepts: Sequence[str] | None = None) -> tuple[list[Clause], list[str]]:
+    def plan(
+        self, query: str, concepts: Sequence[str] | None = None
+    ) -> tuple[list[Clause], list[str]]:
         """Engine-neutral clauses for a query, and the glossary concepts it names."""
         toks = list(normalize.tokens(query))
         words = tuple(dict.fromkeys(t.text for t in toks))
@@ -200,7 +206,14 @@ class Reference:
                     continue
                 mode = "all" if len(form_parts) > 1 else "any"
                 clauses.append(Clause("question", form_parts, mode, W_ALIAS_QUESTION))
-                clauses.append(Clause("answer", form_parts, "phrase" if len(form_parts) > 1 else "any", W_ALIAS_ANSWER))
+                clauses.append(
+                    Clause(
+                        "answer",
+                        form_parts,
+                        "phrase" if len(form_parts) > 1 else "any",
+                        W_ALIAS_ANSWER,
+                    )
+                )
         return clauses, list(concepts)
 
     def search(
@@ -227,6 +240,11 @@ class Reference:
                 break
         if not result.concepts:
             result.suggestion = self.suggest(query)
+            if result.suggestion and not result.results:
+                # nothing for the misspelling: answer for the correction
+                corrected = self.search(result.suggestion, limit, concepts=concepts)
+                result.results, result.concepts = corrected.results, corrected.concepts
+                result.corrected = True
         return result
 
     # --- did you mean ----------------------------------------------------------------------------

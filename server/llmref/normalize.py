@@ -29,7 +29,9 @@ _RUN_RE = re.compile(rf"(?P<latin>[A-Za-z0-9]+(?:[_\-.][A-Za-z0-9]+)*)|(?P<cjk>[
 _CHUNK_SPLIT_RE = re.compile(r"[^A-Za-z0-9]+")
 _CAMEL_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 # letters that keep their digits: dtypes and short names (fp16, bf16, int8, nf4, t5, v2)
-_DTYPE_PREFIXES = frozenset({"fp", "bf", "int", "uint", "float", "bfloat", "nf", "tf", "e4m", "e5m"})
+_DTYPE_PREFIXES = frozenset(
+    {"fp", "bf", "int", "uint", "float", "bfloat", "nf", "tf", "e4m", "e5m"}
+)
 # Mixed-case names whose case split yields no words (LoRA -> lo ra): kept whole when they sit
 # on case boundaries inside an identifier (QLoRAConfig -> qlora config, LLaMA2 -> llama 2).
 KEEP_WHOLE = frozenset(
@@ -51,14 +53,18 @@ STOP_ZH = frozenset(
 )
 
 
+# full-width ASCII (U+FF01-U+FF5E) and the ideographic space -> half-width; one char each
+_WIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
 def fold(text: str) -> str:
     """NFKC + casefold: ``ＫＶ　Ｃａｃｈｅ`` -> ``kv cache``."""
     return unicodedata.normalize("NFKC", text).casefold()
 
 
 def width_fold(text: str) -> str:
-    """NFKC only (full-width -> half-width), keeping case for identifier splitting."""
-    return unicodedata.normalize("NFKC", text)
+    """Full-width -> half-width, keeping case and length (offsets stay valid)."""
+    return text.translate(_WIDTH)
 
 
 def _merge_digits(parts: list[str]) -> list[str]:

@@ -76,7 +76,9 @@ def _walk(root: Path) -> Iterable[Path]:
         yield path
 
 
-def discover(roots: Iterable[tuple[Path, str]]) -> tuple[list[tuple[Path, str]], list[Path], list[Problem]]:
+def discover(
+    roots: Iterable[tuple[Path, str]],
+) -> tuple[list[tuple[Path, str]], list[Path], list[Problem]]:
     """(note files with display names, glossary files, problems) under the given roots.
 
     ``roots``: (path, label) pairs; the label prefixes display names ("" for the bundled
@@ -106,7 +108,9 @@ def discover(roots: Iterable[tuple[Path, str]]) -> tuple[list[tuple[Path, str]],
     return notes, glossaries, problems
 
 
-def load_notes(notes: Iterable[tuple[Path, str]]) -> tuple[list[Entry], list[SourceFile], list[Problem]]:
+def load_notes(
+    notes: Iterable[tuple[Path, str]],
+) -> tuple[list[Entry], list[SourceFile], list[Problem]]:
     """Parse note files; an unreadable, binary or undecodable file is reported and skipped."""
     entries: list[Entry] = []
     files: list[SourceFile] = []

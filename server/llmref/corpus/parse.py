@@ -104,7 +104,9 @@ def _find_starts(blocks: list[_Block], *, plain_headings: bool) -> list[tuple[in
             continue
         first, _, _ = b.inline.partition("\n")
         if m := _BOLD_Q.match(first):
-            marks.append((bi, _Start("bold-q", b.begin, b.begin + 1, first[m.end() :], 99, section)))
+            marks.append(
+                (bi, _Start("bold-q", b.begin, b.begin + 1, first[m.end() :], 99, section))
+            )
         elif section is not None and (m := _NUMBERED_LINE.match(first)):
             number = int(m.group(1))
             if number == counter + 1 and _question_like(first[m.end() :]):
@@ -176,7 +178,11 @@ def parse_markdown(text: str, source: str, path: str = "") -> list[Entry]:
         detail = ""
         if start.kind == "qa-heading":
             label = next(
-                (b for b in entry_blocks if b.begin >= body_begin and clean.is_answer_label(b.inline)),
+                (
+                    b
+                    for b in entry_blocks
+                    if b.begin >= body_begin and clean.is_answer_label(b.inline)
+                ),
                 None,
             )
             if label is not None:

@@ -1,0 +1,42 @@
+"""Retrieval quality on the dev query set, with the thresholds CI enforces."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ..conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import retrieval  # noqa: E402
+
+QUERIES = retrieval.DEFAULT_QUERIES
+
+
+@pytest.fixture(scope="module")
+def queries():
+    if not QUERIES.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"the dev query set is missing: {QUERIES}")
+        pytest.skip(f"no dev query set at {QUERIES}")
+    return yaml.safe_load(Path(QUERIES).read_text(encoding="utf-8"))
+
+
+def test_dev_queries_hit_at_1_and_3(reference, queries):
+    report = retrieval.evaluate(reference, queries)
+    detail = "\n".join(report["misses"])
+    assert report["hit@1"] >= 0.90, detail
+    assert report["hit@3"] >= 0.97, detail
+
+
+def test_results_are_grouped_not_repeated(reference):
+    results = reference.search("DPO loss", limit=5).results
+    first = results[0].entry
+    assert first.question.startswith("DPO的第0步loss")
+    assert first.also_in  # the same question in the other source
+    shown = {r.entry.id for r in results}
+    assert not shown & set(first.also_in)
