@@ -176,3 +176,11 @@ def test_markdown_inside_code_fences_is_not_parsed_as_questions():
 def test_empty_and_questionless_documents():
     assert parse_markdown("", "e.md") == []
     assert parse_markdown("just a paragraph\n\nand another\n", "p.md") == []
+
+
+def test_bundled_corpus_is_the_seed_corpus_unchanged():
+    seeds = CORPUS.parents[1] / "shared" / "corpus"
+    if not seeds.is_dir():
+        pytest.skip("no shared seed corpus beside the checkout")
+    bundled = sorted(p.read_bytes() for p in CORPUS.glob("*.md") if p.name != "SOURCES.md")
+    assert bundled == sorted(p.read_bytes() for p in seeds.iterdir())
