@@ -33,7 +33,7 @@ from .corpus.entry import Entry
 
 log = logging.getLogger("llmref.index")
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 META = "llmref-meta.json"
 ENTRIES = "entries.json"
 KEEP_INDEXES = 4  # other fingerprints kept in the cache (several corpus configurations)
@@ -86,7 +86,8 @@ def make_schema() -> Schema:
         id=ID(stored=True, unique=True),
         question=TEXT(analyzer=analyzer, phrase=True),
         names=TEXT(analyzer=analyzer, phrase=True),
-        concepts=KEYWORD(scorable=True),
+        concepts=KEYWORD(scorable=True),  # named by the question
+        answer_concepts=KEYWORD(scorable=True),  # named by the answer only
         answer=TEXT(analyzer=analyzer, phrase=True),
         source=ID(stored=True),
     )
@@ -269,6 +270,7 @@ def _document(entry: Entry, names: str) -> dict[str, str]:
         "question": entry.question,
         "names": names,
         "concepts": " ".join(entry.question_concepts),
+        "answer_concepts": " ".join(c for c in entry.concepts if c not in entry.question_concepts),
         "answer": "\n".join(x for x in (entry.detail, entry.answer) if x),
         "source": entry.source,
     }
@@ -278,7 +280,7 @@ def _to_whoosh(clause: Clause) -> wq.Query | None:
     terms = [t for t in clause.terms if t]
     if not terms:
         return None
-    if clause.field == "concepts" or len(terms) == 1 or clause.mode == "any":
+    if clause.field in ("concepts", "answer_concepts") or len(terms) == 1 or clause.mode == "any":
         subs = [wq.Term(clause.field, t) for t in dict.fromkeys(terms)]
         q: wq.Query = subs[0] if len(subs) == 1 else wq.Or(subs)
     elif clause.mode == "all":

@@ -35,6 +35,8 @@ W_ANSWER = 1.0
 W_CONCEPT = 6.0
 W_ALIAS_QUESTION = 3.0
 W_ALIAS_ANSWER = 0.6
+W_ANSWER_CONCEPT = 1.5
+W_RELATED = 0.5
 
 
 @dataclass
@@ -200,6 +202,11 @@ class Reference:
             if concept is None:
                 continue
             clauses.append(Clause("concepts", (cid,), "any", W_CONCEPT))
+            clauses.append(Clause("answer_concepts", (cid,), "any", W_ANSWER_CONCEPT))
+            if concept.related:  # neighbours, weakly: they order what the query alone cannot
+                related = tuple(concept.related)
+                clauses.append(Clause("concepts", related, "any", W_RELATED))
+                clauses.append(Clause("answer_concepts", related, "any", W_RELATED / 2))
             for form in dict.fromkeys([*concept.names(), *concept.code]):
                 form_parts = _parts(form)
                 if not form_parts or form_parts == parts:

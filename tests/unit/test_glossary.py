@@ -32,7 +32,9 @@ def test_no_term_names_two_concepts(glossary):
     owners: dict[str, set[str]] = {}
     for concept in glossary.concepts.values():
         for text, _kind in concept.forms():
-            owners.setdefault(term_key(text), set()).add(concept.id)
+            key = term_key(text)
+            if key in glossary.matcher.keys:  # "<s>" has no matchable key
+                owners.setdefault(key, set()).add(concept.id)
     clashes = {k: v for k, v in owners.items() if len(v) > 1}
     assert not clashes
 

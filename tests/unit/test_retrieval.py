@@ -40,3 +40,13 @@ def test_results_are_grouped_not_repeated(reference):
     assert first.also_in  # the same question in the other source
     shown = {r.entry.id for r in results}
     assert not shown & set(first.also_in)
+
+
+def test_extra_regression_queries(reference):
+    """Our own broader set (identifiers, abbreviations, Chinese terms, typos): a guard
+    against regressions, with a looser bar since some expectations are debatable."""
+    extra = yaml.safe_load((ROOT / "benchmarks" / "extra-queries.yaml").read_text(encoding="utf-8"))
+    report = retrieval.evaluate(reference, extra)
+    detail = "\n".join(report["misses"])
+    assert report["hit@1"] >= 0.85, detail
+    assert report["hit@3"] >= 0.90, detail
