@@ -73,23 +73,9 @@ def _excerpt(markdown: str, width: int = 100) -> str:
 
 
 def _entry_json(entry, score: float | None = None) -> dict:
-    data = {
-        "id": entry.id,
-        "question": entry.question,
-        "answer": entry.answer,
-        "source": entry.source,
-        "line": entry.line,
-        "end_line": entry.end_line,
-        "path": entry.path,
-        "section": entry.section,
-        "concepts": entry.concepts,
-        "has_answer": entry.has_answer,
-        "external": entry.external,
-        "also_in": entry.also_in,
-    }
-    if score is not None:
-        data["score"] = round(score, 4)
-    return data
+    from .lookup import result_json
+
+    return result_json(entry, score)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -129,9 +129,11 @@ def _units(text: str) -> list[_Unit]:
         if IS_CJK.match(run):
             out.append(_Unit(run, m.start(), m.end(), joinable))
         else:
-            # the identifier's parts share its span
+            # camel parts: their own spans (a run has no separators, so the parts tile it)
+            offset = m.start()
             for k, part in enumerate(split_identifier(run)):
-                out.append(_Unit(part, m.start(), m.end(), joinable if k == 0 else True))
+                out.append(_Unit(part, offset, offset + len(part), joinable if k == 0 else True))
+                offset += len(part)
         prev_end = m.end()
     return out
 

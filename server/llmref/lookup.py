@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import normalize
+from .cards import CardInput
 from .config import Settings, bundled_corpus_dir
 from .corpus.entry import Entry
 from .corpus.group import group_duplicates
@@ -21,6 +22,7 @@ from .corpus.loader import Problem, digests, discover, load_notes
 from .corpus.parse import slugify
 from .glossary import Glossary
 from .index import SCHEMA_VERSION, Clause, Progress, SearchIndex
+from .snippets import extract as extract_snippets
 
 log = logging.getLogger("llmref.lookup")
 
@@ -96,11 +98,9 @@ class Reference:
         self.problems = problems or []
         self.built = built
         self._vocab: list[str] | None = None
-        self._by_concept: dict[str, list[str]] = {}
         self._lock = threading.Lock()
-        for entry in entries:
-            for concept in entry.concepts:
-                self._by_concept.setdefault(concept, []).append(entry.id)
+        self._about = _rank_by_concept(entries)
+        self.snippets = [s for e in entries for s in extract_snippets(e)]
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -162,12 +162,21 @@ class Reference:
         matches = [i for i in self.order if i.startswith(entry_id)]
         return self.entries[matches[0]] if len(matches) == 1 else None
 
-    def entries_for(self, concept: str, limit: int = 20) -> list[Entry]:
-        """Entries about a concept, best first (search ranking with the concept as query)."""
+    def about(self, concept: str) -> list[Entry]:
+        """Entries about a concept, best first, one per group of same questions: those whose
+        question names it (answered, specific questions first), then those whose answer does."""
+        return [self.entries[i] for i in self._about.get(concept, ())]
+
+    def card(self, concept: str) -> CardInput | None:
+        """What a hover card for the concept shows."""
         c = self.glossary.get(concept)
         if c is None:
-            return []
-        return [r.entry for r in self.search(c.name, limit=limit, concepts=[concept]).results]
+            return None
+        about = self.about(concept)
+        best = about[0] if about else None
+        others = [self.entries[i] for i in best.also_in if i in self.entries] if best else []
+        related = [r for r in (self.glossary.get(x) for x in c.related) if r is not None]
+        return CardInput(c, best, others, related, max(len(about) - 1, 0))
 
     # --- search ----------------------------------------------------------------------------------
 
@@ -288,6 +297,50 @@ class Reference:
         return " ".join(out) if changed else None
 
 
+def result_json(entry: Entry, score: float | None = None) -> dict:
+    """An entry as the CLI's --json and the llmref.search command give it."""
+    data = {
+        "id": entry.id,
+        "question": entry.question,
+        "answer": entry.answer,
+        "source": entry.source,
+        "line": entry.line,
+        "end_line": entry.end_line,
+        "path": entry.path,
+        "section": entry.section,
+        "concepts": entry.concepts,
+        "has_answer": entry.has_answer,
+        "external": entry.external,
+        "also_in": entry.also_in,
+    }
+    if score is not None:
+        data["score"] = round(score, 4)
+    return data
+
+
+def _rank_by_concept(entries: list[Entry]) -> dict[str, list[str]]:
+    in_question: dict[str, list[tuple[tuple, Entry]]] = {}
+    in_answer: dict[str, list[tuple[tuple, Entry]]] = {}
+    for n, e in enumerate(entries):
+        quality = (not e.has_answer, e.external)
+        for c in e.question_concepts:
+            in_question.setdefault(c, []).append(((*quality, len(e.question_concepts), n), e))
+        for k, c in enumerate(x for x in e.concepts if x not in e.question_concepts):
+            in_answer.setdefault(c, []).append(((*quality, k, n), e))
+    ranked: dict[str, list[str]] = {}
+    for c in set(in_question) | set(in_answer):
+        seen: set[str] = set()
+        ids: list[str] = []
+        for table in (in_question, in_answer):
+            for _key, e in sorted(table.get(c, []), key=lambda x: x[0]):
+                key = e.group or e.id
+                if key not in seen:
+                    seen.add(key)
+                    ids.append(e.id)
+        ranked[c] = ids
+    return ranked
+
+
 def _parts(text: str) -> tuple[str, ...]:
     positions: dict[int, str] = {}
     for t in normalize.tokens(text):
@@ -305,4 +358,4 @@ def _names_text(entry: Entry, glossary: Glossary) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Reference", "Result", "SearchResult", "slugify", "tag_entries"]
+__all__ = ["Reference", "Result", "SearchResult", "result_json", "slugify", "tag_entries"]

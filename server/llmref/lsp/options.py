@@ -1,0 +1,119 @@
+"""Typed options (initializationOptions / the ``llmref`` settings section).
+
+Invalid values fall back to their defaults; the problems are returned so the server can say
+so once, in one message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_LANGUAGES = (
+    # notes
+    "markdown",
+    "plaintext",
+    "restructuredtext",
+    "latex",
+    "org",
+    "asciidoc",
+    # model code
+    "python",
+    "cython",
+    "jupyter",
+    "julia",
+    "c",
+    "cpp",
+    "cuda-cpp",
+    "rust",
+)
+
+
+@dataclass
+class Options:
+    corpus: list[str] = field(default_factory=list)  # extra corpus folders
+    bundled: bool = True  # include the bundled corpus
+    languages: list[str] = field(default_factory=lambda: list(DEFAULT_LANGUAGES))  # or ["*"]
+    hover_enabled: bool = True
+    hover_max_lines: int = 12
+    completion_enabled: bool = True
+    completion_snippets: bool = True
+
+    def language_enabled(self, language_id: str | None) -> bool:
+        if "*" in self.languages:
+            return True
+        return (language_id or "plaintext").lower() in self.languages
+
+    def corpus_key(self) -> tuple:
+        """What decides which corpus is loaded (a change means reloading)."""
+        return (tuple(self.corpus), self.bundled)
+
+
+def _get(data: dict, *path: str) -> Any:
+    cur: Any = data
+    for key in path:
+        if not isinstance(cur, dict) or key not in cur:
+            return None
+        cur = cur[key]
+    return cur
+
+
+def parse_options(raw: Any) -> tuple[Options, list[str]]:
+    """Options from a JSON object; (options, problems). Unknown keys are ignored.
+
+    Accepted shapes: ``{"corpus": [...], "languages": [...], "hover": {"enabled": true,
+    "maxLines": 12}, "completion": {"enabled": true, "snippets": true}, "bundled": true}``,
+    optionally nested under ``"llmref"``."""
+    opts = Options()
+    problems: list[str] = []
+    if raw is None:
+        return opts, problems
+    if not isinstance(raw, dict):
+        return opts, [f"options must be an object, got {type(raw).__name__}"]
+    if isinstance(raw.get("llmref"), dict):
+        raw = raw["llmref"]
+
+    corpus = raw.get("corpus")
+    if corpus is not None:
+        if isinstance(corpus, str):
+            corpus = [corpus]
+        if isinstance(corpus, list) and all(isinstance(x, str) for x in corpus):
+            opts.corpus = [x for x in corpus if x.strip()]
+        else:
+            problems.append("corpus must be a list of folder paths")
+
+    bundled = raw.get("bundled")
+    if bundled is not None:
+        if isinstance(bundled, bool):
+            opts.bundled = bundled
+        else:
+            problems.append("bundled must be true or false")
+
+    languages = raw.get("languages")
+    if languages is not None:
+        if isinstance(languages, str):
+            languages = [languages]
+        if isinstance(languages, list) and languages and all(isinstance(x, str) for x in languages):
+            opts.languages = [x.lower() for x in languages]
+        else:
+            problems.append('languages must be a non-empty list of language ids (or ["*"])')
+
+    for path, attr in (
+        (("hover", "enabled"), "hover_enabled"),
+        (("completion", "enabled"), "completion_enabled"),
+        (("completion", "snippets"), "completion_snippets"),
+    ):
+        value = _get(raw, *path)
+        if value is not None:
+            if isinstance(value, bool):
+                setattr(opts, attr, value)
+            else:
+                problems.append(f"{'.'.join(path)} must be true or false")
+
+    max_lines = _get(raw, "hover", "maxLines")
+    if max_lines is not None:
+        if isinstance(max_lines, int) and not isinstance(max_lines, bool) and 3 <= max_lines <= 200:
+            opts.hover_max_lines = max_lines
+        else:
+            problems.append("hover.maxLines must be a whole number from 3 to 200")
+    return opts, problems

@@ -1,0 +1,487 @@
+"""The language server: state, background loading, and all feature wiring in one place.
+
+Handlers are thin: each calls a function of one small module (hover, completion, …) that
+returns lsprotocol types or None. One feature's failure is logged and answered with "nothing
+here", never a crash. Logs go to stderr and to the editor (window/logMessage), never stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from .. import __version__
+from ..cards import CardInput, render_card, to_plain
+from ..config import Settings, bundled_corpus_dir, load_settings
+from ..corpus.loader import discover
+from ..glossary import Glossary
+from ..lookup import Reference
+from ..terms import TermFinder
+from . import commands, completion, definition, hover, symbols
+from .options import Options, parse_options
+
+log = logging.getLogger("llmref.lsp")
+
+POLL_SECONDS = 2.0  # user corpus folders are checked this often (besides watched-files events)
+RELOAD_DELAY = 0.3  # debounce: a burst of file changes makes one reload
+
+
+class EditorLogHandler(logging.Handler):
+    """Forwards llmref's log records to the editor's output (window/logMessage)."""
+
+    LEVELS = {
+        logging.ERROR: types.MessageType.Error,
+        logging.WARNING: types.MessageType.Warning,
+        logging.INFO: types.MessageType.Info,
+    }
+
+    def __init__(self, server: LlmrefServer) -> None:
+        super().__init__(logging.INFO)
+        self.server = server
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("pygls"):
+            return
+        kind = self.LEVELS.get(record.levelno, types.MessageType.Log)
+        try:
+            message = self.format(record)
+        except Exception:  # pragma: no cover
+            return
+        self.server.notify_soon(
+            lambda: self.server.window_log_message(
+                types.LogMessageParams(type=kind, message=message)
+            )
+        )
+
+
+class LlmrefServer(LanguageServer):
+    def __init__(self, cli_corpora: list[str] | None = None) -> None:
+        super().__init__(
+            "llmref", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+        )
+        self.cli_corpora = list(cli_corpora or [])
+        self.options = Options()
+        self.glossary: Glossary | None = None
+        self.finder: TermFinder | None = None
+        self.ref: Reference | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._cards: dict[tuple[str, str, int], str] = {}
+        self._reload_lock = threading.Lock()
+        self._reload_timer: threading.Timer | None = None
+        self._loaded = threading.Event()
+        self._stop = threading.Event()
+        self._snapshot: dict[str, float] = {}
+        self.markup_kind = types.MarkupKind.Markdown
+
+    # --- threads and the event loop ------------------------------------------------------------
+
+    def notify_soon(self, send) -> None:
+        """Run a server->client send on the event loop (safe from any thread)."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            if threading.current_thread() is threading.main_thread():
+                send()
+            else:
+                loop.call_soon_threadsafe(send)
+        except RuntimeError:  # loop closed during shutdown
+            pass
+
+    # --- settings and loading ----------------------------------------------------------------------
+
+    def settings(self) -> Settings:
+        corpora = [*self.options.corpus, *self.cli_corpora]
+        settings = load_settings(corpora, bundled=self.options.bundled)
+        return settings
+
+    def apply_options(self, raw: Any, *, source: str) -> bool:
+        """Take new options; returns True when the corpus must be reloaded."""
+        opts, problems = parse_options(raw)
+        if problems:
+            message = f"llmref: invalid {source} ({'; '.join(problems)}); using defaults for those."
+            log.warning(message)
+            self.notify_soon(
+                lambda: self.window_show_message(
+                    types.ShowMessageParams(type=types.MessageType.Warning, message=message)
+                )
+            )
+        reload = opts.corpus_key() != self.options.corpus_key()
+        self.options = opts
+        self._cards.clear()
+        return reload
+
+    def load_glossary(self) -> None:
+        """The glossary, synchronously (~0.15 s): hovers work before the index is ready."""
+        settings = self.settings()
+        _notes, glossary_files, _problems = discover(settings.roots())
+        bundled = bundled_corpus_dir() / "glossary.yaml"
+        paths = [bundled] + [p for p in glossary_files if p != bundled]
+        self.glossary = Glossary.load(p for p in paths if p.is_file())
+        self.finder = TermFinder(self.glossary)
+
+    def start_loading(self, *, rebuild: bool = False) -> None:
+        threading.Thread(
+            target=self._load, kwargs={"rebuild": rebuild}, name="llmref-load", daemon=True
+        ).start()
+
+    def _load(self, rebuild: bool = False) -> None:
+        with self._reload_lock:
+            token = f"llmref-index-{uuid.uuid4().hex[:8]}"
+            progress = self._progress(token)
+            started = time.perf_counter()
+            try:
+                ref = Reference.open(self.settings(), rebuild=rebuild, progress=progress.report)
+            except Exception as exc:
+                log.exception("loading the corpus failed")
+                progress.end(f"failed: {exc}")
+                self._loaded.set()
+                return
+            old, self.ref = self.ref, ref
+            self.glossary, self.finder = ref.glossary, TermFinder(ref.glossary)
+            self._cards.clear()
+            self._snapshot = self._corpus_snapshot()
+            self._loaded.set()
+            state = "built" if ref.built else "loaded"
+            log.info(
+                "%s index: %d entries, %d concepts in %.2fs (%s)",
+                state, len(ref), len(ref.glossary), time.perf_counter() - started, ref.index.path,
+            )  # fmt: skip
+            for problem in ref.problems:
+                log.warning("%s", problem)
+            progress.end(f"{len(ref)} entries")
+            if old is not None:
+                old.close()
+
+    def _progress(self, token: str) -> _Progress:
+        return _Progress(self, token)
+
+    def schedule_reload(self, *, rebuild: bool = False) -> None:
+        """Reload the corpus soon (debounced)."""
+        if self._reload_timer is not None:
+            self._reload_timer.cancel()
+        self._reload_timer = threading.Timer(
+            RELOAD_DELAY, self.start_loading, kwargs={"rebuild": rebuild}
+        )
+        self._reload_timer.daemon = True
+        self._reload_timer.start()
+
+    # --- watching user corpus folders ------------------------------------------------------------
+
+    def _corpus_snapshot(self) -> dict[str, float]:
+        """mtime/size of every file in the user's corpus folders (the bundled one is static)."""
+        snap: dict[str, float] = {}
+        settings = self.settings()
+        roots = [(p, p.name) for p in settings.corpora]
+        notes, glossaries, _ = discover(roots)
+        for path in [p for p, _ in notes] + glossaries:
+            try:
+                st = path.stat()
+                snap[str(path)] = st.st_mtime_ns + st.st_size
+            except OSError:
+                continue
+        return snap
+
+    def start_watching(self) -> None:
+        threading.Thread(target=self._poll, name="llmref-watch", daemon=True).start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            if not self._loaded.is_set() or not self.settings().corpora:
+                continue
+            try:
+                snap = self._corpus_snapshot()
+            except Exception:  # pragma: no cover - a folder vanishing mid-walk
+                continue
+            if snap != self._snapshot:
+                self._snapshot = snap
+                log.info("corpus files changed; re-indexing")
+                self.schedule_reload()
+
+    def shutdown_llmref(self) -> None:
+        self._stop.set()
+        if self.ref is not None:
+            self.ref.close()
+
+    # --- cards -------------------------------------------------------------------------------------
+
+    def card_text(self, concept: str) -> str | None:
+        key = (concept, self.markup_kind, self.options.hover_max_lines)
+        cached = self._cards.get(key)
+        if cached is not None:
+            return cached
+        ref = self.ref
+        card: CardInput | None
+        if ref is not None:
+            card = ref.card(concept)
+        else:
+            glossary = self.glossary
+            c = glossary.get(concept) if glossary else None
+            if glossary is None or c is None:
+                return None
+            related = [r for r in (glossary.get(x) for x in c.related) if r is not None]
+            card = CardInput(c, None, [], related, 0, loading=True)
+        if card is None:
+            return None
+        text = render_card(card, self.options.hover_max_lines)
+        if self.markup_kind == types.MarkupKind.PlainText:
+            text = to_plain(text)
+        if ref is not None:
+            self._cards[key] = text
+        return text
+
+
+class _Progress:
+    """$/progress for one load, created on the client if it supports it."""
+
+    def __init__(self, server: LlmrefServer, token: str) -> None:
+        self.server = server
+        self.token = token
+        self.enabled = _supports_progress(server)
+        self.last = 0.0
+        if self.enabled:
+            server.notify_soon(lambda: self._create())
+
+    def _create(self) -> None:
+        def begin(*_args) -> None:
+            self.server.work_done_progress.begin(
+                self.token,
+                types.WorkDoneProgressBegin(
+                    title="llmref", message="loading the corpus", percentage=0
+                ),
+            )
+
+        try:
+            self.server.work_done_progress.create(self.token, begin)
+        except Exception:  # a client that refuses: no progress, no harm
+            self.enabled = False
+
+    def report(self, done: int, total: int) -> None:
+        if not self.enabled or time.monotonic() - self.last < 0.1:
+            return
+        self.last = time.monotonic()
+        value = types.WorkDoneProgressReport(
+            message=f"indexing {done}/{total}", percentage=int(100 * done / max(total, 1))
+        )
+        self.server.notify_soon(
+            lambda: self._send(lambda: self.server.work_done_progress.report(self.token, value))
+        )
+
+    def end(self, message: str) -> None:
+        if not self.enabled:
+            return
+        value = types.WorkDoneProgressEnd(message=message)
+        self.server.notify_soon(
+            lambda: self._send(lambda: self.server.work_done_progress.end(self.token, value))
+        )
+
+    def _send(self, send) -> None:
+        if self.token in self.server.work_done_progress.tokens:
+            send()
+
+
+def _supports_progress(server: LlmrefServer) -> bool:
+    try:
+        caps = server.client_capabilities
+        return bool(caps.window and caps.window.work_done_progress)
+    except Exception:
+        return False
+
+
+def _safely(feature: str):
+    """A handler's exception is logged and answered with None: it never sinks the server."""
+
+    def wrap(fn):
+        def handler(ls: LlmrefServer, params):
+            try:
+                return fn(ls, params)
+            except Exception:
+                log.exception("%s failed", feature)
+                return None
+
+        handler.__name__ = fn.__name__
+        return handler
+
+    return wrap
+
+
+def create_server(cli_corpora: list[str] | None = None) -> LlmrefServer:
+    server = LlmrefServer(cli_corpora)
+
+    @server.feature(types.INITIALIZE)
+    def on_initialize(ls: LlmrefServer, params: types.InitializeParams) -> None:
+        ls.loop = asyncio.get_running_loop()
+        formats = None
+        try:
+            formats = params.capabilities.text_document.hover.content_format  # type: ignore[union-attr]
+        except AttributeError:
+            formats = None
+        if formats and types.MarkupKind.Markdown not in formats:
+            ls.markup_kind = types.MarkupKind.PlainText
+        ls.apply_options(params.initialization_options, source="initializationOptions")
+        try:
+            ls.load_glossary()
+        except Exception:
+            log.exception("loading the glossary failed")
+
+    @server.feature(types.INITIALIZED)
+    def on_initialized(ls: LlmrefServer, params: types.InitializedParams) -> None:
+        ls.start_loading()
+        ls.start_watching()
+        _register_watchers(ls)
+
+    @server.feature(types.SHUTDOWN)
+    def on_shutdown(ls: LlmrefServer, params: None) -> None:
+        ls.shutdown_llmref()
+
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    @_safely("hover")
+    def on_hover(ls: LlmrefServer, params: types.HoverParams) -> types.Hover | None:
+        return hover.hover(ls, params)
+
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(resolve_provider=True, trigger_characters=["_", "-"]),
+    )
+    @_safely("completion")
+    def on_completion(
+        ls: LlmrefServer, params: types.CompletionParams
+    ) -> types.CompletionList | None:
+        return completion.complete(ls, params)
+
+    @server.feature(types.COMPLETION_ITEM_RESOLVE)
+    def on_resolve(ls: LlmrefServer, item: types.CompletionItem) -> types.CompletionItem:
+        try:
+            return completion.resolve(ls, item)
+        except Exception:
+            log.exception("completion resolve failed")
+            return item
+
+    @server.feature(types.TEXT_DOCUMENT_DEFINITION)
+    @_safely("definition")
+    def on_definition(ls: LlmrefServer, params: types.DefinitionParams) -> types.Location | None:
+        return definition.definition(ls, params)
+
+    @server.thread()
+    @server.feature(types.WORKSPACE_SYMBOL)
+    @_safely("workspace symbols")
+    def on_symbols(
+        ls: LlmrefServer, params: types.WorkspaceSymbolParams
+    ) -> list[types.SymbolInformation] | None:
+        return symbols.workspace_symbols(ls, params)
+
+    @server.thread()
+    @server.command(commands.SEARCH)
+    def cmd_search(ls: LlmrefServer, args: Any) -> Any:
+        return commands.search(ls, args)
+
+    @server.thread()
+    @server.command(commands.SHOW)
+    def cmd_show(ls: LlmrefServer, args: Any) -> Any:
+        return commands.show(ls, args)
+
+    @server.command(commands.REINDEX)
+    def cmd_reindex(ls: LlmrefServer, args: Any) -> Any:
+        ls.start_loading(rebuild=True)
+        return {"started": True}
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def on_configuration(
+        ls: LlmrefServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        raw = params.settings
+        if _supports_configuration(ls):
+            try:
+                pulled = await ls.workspace_configuration_async(
+                    types.ConfigurationParams(items=[types.ConfigurationItem(section="llmref")])
+                )
+                raw = pulled[0] if pulled else raw
+            except Exception:
+                log.info("workspace/configuration failed; using the pushed settings")
+        if isinstance(raw, dict) and "llmref" in raw:
+            raw = raw["llmref"]
+        if raw is None:
+            return
+        if ls.apply_options(raw, source="settings"):
+            log.info("corpus folders changed; reloading")
+            ls.load_glossary()
+            ls.schedule_reload()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def on_watched(ls: LlmrefServer, params: types.DidChangeWatchedFilesParams) -> None:
+        roots = [Path(p).expanduser().resolve() for p in ls.settings().corpora]
+        for change in params.changes:
+            path = Path(_uri_to_path(change.uri))
+            if any(path == r or r in path.parents for r in roots):
+                log.info("%s changed; re-indexing", path)
+                ls.schedule_reload()
+                return
+
+    return server
+
+
+def _supports_configuration(ls: LlmrefServer) -> bool:
+    try:
+        return bool(
+            ls.client_capabilities.workspace and ls.client_capabilities.workspace.configuration
+        )
+    except Exception:
+        return False
+
+
+def _uri_to_path(uri: str) -> str:
+    from pygls.uris import to_fs_path
+
+    return to_fs_path(uri) or uri
+
+
+def _register_watchers(ls: LlmrefServer) -> None:
+    """Ask the client to watch the user's corpus folders (when it can); polling covers the rest."""
+    try:
+        caps = ls.client_capabilities.workspace
+        dynamic = bool(
+            caps
+            and caps.did_change_watched_files
+            and caps.did_change_watched_files.dynamic_registration
+        )
+    except Exception:
+        dynamic = False
+    if not dynamic:
+        return
+    watchers = [
+        types.FileSystemWatcher(glob_pattern="**/*.{md,markdown,mdown,mkd,txt,yaml,yml}"),
+    ]
+    registration = types.Registration(
+        id="llmref-corpus-watch",
+        method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+        register_options=types.DidChangeWatchedFilesRegistrationOptions(watchers=watchers),
+    )
+    try:
+        ls.client_register_capability(types.RegistrationParams(registrations=[registration]))
+    except Exception:
+        log.info("the client did not accept file watching; polling instead")
+
+
+def run(args) -> int:
+    """``llmref serve``: LSP over stdio (default) or TCP."""
+    logging.getLogger("pygls").setLevel(logging.WARNING)
+    server = create_server(getattr(args, "corpus", None))
+    handler = EditorLogHandler(server)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    llmref_log = logging.getLogger("llmref")
+    llmref_log.addHandler(handler)
+    llmref_log.setLevel(logging.INFO)
+    if getattr(args, "tcp", None):
+        host, _, port = args.tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
+    return 0
