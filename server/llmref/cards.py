@@ -22,7 +22,7 @@ _IMAGE = re.compile(r"!\[([^\]\n]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
 _LINK = re.compile(r"(?<!!)\[([^\]\n]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
 _AUTOLINK = re.compile(r"<([a-zA-Z][a-zA-Z0-9+.\-]*:[^>\s]*)>")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
-_MATH = re.compile(r"\$\$(.+?)\$\$|\$(?!\s)([^$\n]+?)\$", re.S)
+_MATH = re.compile(r"\$\$(.+?)\$\$|\$(?!\s)([^$]{1,4000}?)\$", re.S)
 
 # --- formulas ------------------------------------------------------------------------------
 
@@ -49,12 +49,18 @@ _SUB = str.maketrans("0123456789+-=()", "₀₁₂₃₄₅₆₇₈₉₊₋₌
 def latex_to_text(tex: str) -> str:
     """A readable plain form of a LaTeX formula (\\frac{a}{b} -> (a)/(b), \\sigma -> σ …)."""
     s = tex.replace("\\\\", "\\")  # exports that doubled every backslash
+    s = re.sub(r"\\([_*\-])", r"\1", s)  # markdown escapes inside the formula (p\_{w})
     s = re.sub(
         r"\\(?:text|textbf|textit|operatorname|mathrm|mathbf|mathit)\s*\{([^{}]*)\}", r"\1", s
     )
-    for _ in range(4):  # nested fractions and roots, innermost first
-        s = re.sub(r"\\frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"(\1)/(\2)", s)
-        s = re.sub(r"\\sqrt\s*\{([^{}]*)\}", r"√(\1)", s)
+
+    def command(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name in ("frac", "sqrt"):
+            return m.group(0)
+        return _GREEK.get(name, _SYMBOLS.get(name, name))
+
+    s = re.sub(r"\\([A-Za-z]+|[,;!])", command, s)
 
     def sup(m: re.Match[str]) -> str:
         body = m.group(1) or m.group(2)
@@ -64,21 +70,28 @@ def latex_to_text(tex: str) -> str:
     def sub(m: re.Match[str]) -> str:
         body = m.group(1) or m.group(2)
         trans = body.translate(_SUB)
-        return trans if trans != body or not body.isalpha() else f"_{body}"
+        return trans if trans != body else f"_{body}"
 
     s = re.sub(r"\^\{([^{}]*)\}|\^(\w)", sup, s)
     s = re.sub(r"_\{([^{}]*)\}|_(\w)", sub, s)
-    s = re.sub(
-        r"\\([A-Za-z]+|[,;!])",
-        lambda m: _GREEK.get(m.group(1), _SYMBOLS.get(m.group(1), m.group(1))),
-        s,
-    )
+    for _ in range(4):  # nested fractions and roots, innermost first
+        s = re.sub(r"\\frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"(\1)/(\2)", s)
+        s = re.sub(r"\\sqrt\s*\{([^{}]*)\}", r"√(\1)", s)
     s = s.replace("{", "").replace("}", "")
     return re.sub(r"[ \t]{2,}", " ", s).strip()
 
 
 def _formulas(markdown: str) -> str:
-    return _MATH.sub(lambda m: "`" + latex_to_text(m.group(1) or m.group(2)) + "`", markdown)
+    def render(m: re.Match[str]) -> str:
+        body = m.group(1) or m.group(2)
+        if not re.search(r"[\\^_{}]", body):  # "$5 and $10": not a formula
+            return m.group(0)
+        text = latex_to_text(body)
+        if "\n" in text:  # a display formula: keep its lines, as a plain block
+            return "\n```text\n" + re.sub(r"\n{2,}", "\n", text) + "\n```\n"
+        return "`" + text + "`"
+
+    return _MATH.sub(render, markdown)
 
 
 # --- safety ----------------------------------------------------------------------------------
@@ -136,7 +149,7 @@ def _sanitize_line(line: str, base: Path | None) -> str:
     # _escape_text turned "<url>" autolinks into "&lt;url&gt;": restore the safe ones
     line = re.sub(
         r"&lt;([a-zA-Z][a-zA-Z0-9+.\-]*:[^\s&]*)&gt;",
-        lambda m: f"<{m.group(1)}>" if m.group(1).startswith(SAFE_SCHEMES) else m.group(1),
+        lambda m: f"<{m.group(1)}>" if m.group(1).startswith(SAFE_SCHEMES) else f"`{m.group(1)}`",
         line,
     )
     line = _IMAGE.sub(image, line)

@@ -155,7 +155,18 @@ class TermFinder:
             return col, ""
         m = _WORD_BEFORE.search(before)
         word = m.group() if m else ""
-        return col - len(word), word
+        # a multi-word term being typed ("KV ca"): the longest run of up to 3 words before the
+        # cursor that still begins some term
+        start = col - len(word)
+        for _ in range(2):
+            p = _WORD_BEFORE.search(before[:start].rstrip(" "))
+            if p is None or not p.group() or before[p.end() : start].strip(" "):
+                break
+            candidate_start = p.start()
+            if not self._has_prefix(before[candidate_start:col]):
+                break
+            start = candidate_start
+        return start, before[start:col]
 
     def _has_prefix(self, text: str) -> bool:
         key = term_key(text)

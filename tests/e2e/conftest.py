@@ -39,7 +39,7 @@ async def start(client: LanguageClient, options: dict | None = None, root: Path 
         def _register(params: types.RegistrationParams) -> None:
             client.registrations = getattr(client, "registrations", []) + list(params.registrations)
 
-    await client.initialize_session(
+    client.init_result = await client.initialize_session(  # type: ignore[attr-defined]
         types.InitializeParams(
             capabilities=client_capabilities("visual-studio-code"),
             root_uri=root.as_uri(),

@@ -19,7 +19,7 @@ async def hover_at(client: LanguageClient, uri: str, text: str, needle: str, off
 
 
 async def test_capability_is_advertised(client: LanguageClient):
-    assert client.capabilities is not None
+    assert client.init_result.capabilities.hover_provider
 
 
 async def test_hover_identifier_in_code_shows_the_rmsnorm_card(client: LanguageClient):

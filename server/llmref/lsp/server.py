@@ -380,16 +380,16 @@ def create_server(cli_corpora: list[str] | None = None) -> LlmrefServer:
 
     @server.thread()
     @server.command(commands.SEARCH)
-    def cmd_search(ls: LlmrefServer, args: Any) -> Any:
+    def cmd_search(ls: LlmrefServer, *args: Any) -> Any:
         return commands.search(ls, args)
 
     @server.thread()
     @server.command(commands.SHOW)
-    def cmd_show(ls: LlmrefServer, args: Any) -> Any:
+    def cmd_show(ls: LlmrefServer, *args: Any) -> Any:
         return commands.show(ls, args)
 
     @server.command(commands.REINDEX)
-    def cmd_reindex(ls: LlmrefServer, args: Any) -> Any:
+    def cmd_reindex(ls: LlmrefServer, *args: Any) -> Any:
         ls.start_loading(rebuild=True)
         return {"started": True}
 
@@ -403,7 +403,8 @@ def create_server(cli_corpora: list[str] | None = None) -> LlmrefServer:
                 pulled = await ls.workspace_configuration_async(
                     types.ConfigurationParams(items=[types.ConfigurationItem(section="llmref")])
                 )
-                raw = pulled[0] if pulled else raw
+                if pulled and pulled[0] is not None:
+                    raw = pulled[0]
             except Exception:
                 log.info("workspace/configuration failed; using the pushed settings")
         if isinstance(raw, dict) and "llmref" in raw:

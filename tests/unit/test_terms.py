@@ -1,0 +1,70 @@
+"""The term under the cursor (code vs prose) and completion prefixes, on the core alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmref.glossary import Glossary
+from llmref.terms import TermFinder
+
+from ..conftest import CORPUS
+
+
+@pytest.fixture(scope="module")
+def finder() -> TermFinder:
+    return TermFinder(Glossary.load([CORPUS / "glossary.yaml"]))
+
+
+def name_at(finder, line: str, word: str, prose: bool = False, offset: int = 1):
+    hit = finder.at(line, line.index(word) + offset, prose=prose)
+    return (finder.glossary.get(hit.concept).name, line[hit.start : hit.end]) if hit else None
+
+
+@pytest.mark.parametrize(
+    ("line", "word", "name"),
+    [
+        ("class LlamaRMSNorm(nn.Module):", "LlamaRMSNorm", "RMSNorm"),
+        ("class LlamaRMSNorm(nn.Module):", "RMSNorm", "RMSNorm"),  # anywhere in the identifier
+        ("x = kv_cache[0]", "kv_cache", "KV cache"),
+        ("self.rotary_emb = None", "rotary_emb", "RoPE"),
+        ("k = repeat_kv(k, 2)", "repeat_kv", "Grouped-query attention"),
+        ("n = config.num_key_value_heads", "num_key_value_heads", "Grouped-query attention"),
+        ("out = flash_attn_func(q, k, v)", "flash_attn_func", "FlashAttention"),
+    ],
+)
+def test_concept_identifiers(finder, line, word, name):
+    got = name_at(finder, line, word)
+    assert got is not None and got[0] == name
+
+
+@pytest.mark.parametrize(
+    "word", ["self", "forward", "hidden_states", "value", "weight", "dropout", "config", "bias"]
+)
+def test_ordinary_identifiers_are_quiet(finder, word):
+    line = f"    {word} = self.{word}(hidden_states, value, weight, dropout, config, bias)"
+    assert name_at(finder, line, word) is None
+
+
+def test_longest_term_wins_in_prose(finder):
+    line = "今天复习了旋转位置编码和KV cache"
+    assert name_at(finder, line, "位置", prose=True) == ("RoPE", "旋转位置编码")
+    assert name_at(finder, line, "cache", prose=True) == ("KV cache", "KV cache")
+    assert name_at(finder, line, "KV", prose=True) == ("KV cache", "KV cache")
+    assert name_at(finder, "the kv-cache grows", "kv-cache", prose=True)[0] == "KV cache"
+
+
+def test_nothing_under_the_cursor(finder):
+    assert finder.at("just some words here", 3, prose=True) is None
+    assert finder.at("", 0, prose=True) is None
+    assert finder.at("x", 5, prose=False) is None
+
+
+def test_completion_prefixes(finder):
+    rows, _ = finder.complete("RMSN")
+    assert rows[0][0] == "RMSNorm"
+    rows, _ = finder.complete("rms_n")
+    assert "RMSNorm" in [r[0] for r in rows]
+    rows, _ = finder.complete("旋转")
+    assert "旋转位置编码" in [r[0] for r in rows]
+    assert finder.prefix_before("今天复习了旋转", 7) == (5, "旋转")
+    assert finder.prefix_before("复习 KV ca", 8) == (3, "KV ca")
