@@ -97,6 +97,8 @@ class Match:
     concept: str  # concept id
     kind: str  # name / aliases / zh / code
     units: int  # how many units (identifier parts, Chinese characters) it spans
+    key: str = ""  # the term key that matched
+    expanded: bool = False  # an abbreviation was expanded to match (emb -> embedding)
 
 
 def concept_id(name: str) -> str:
@@ -164,7 +166,8 @@ class TermMatcher:
 
     def __init__(self, concepts: Iterable[Concept]) -> None:
         self.keys: dict[str, list[tuple[str, str]]] = {}
-        for concept in concepts:
+        concepts_list = list(concepts)
+        for concept in concepts_list:
             for text, kind in concept.forms():
                 key = term_key(text)
                 if not _matchable(key):
@@ -172,6 +175,13 @@ class TermMatcher:
                 bucket = self.keys.setdefault(key, [])
                 if (concept.id, kind) not in bucket:
                     bucket.append((concept.id, kind))
+        # (key, concept) pairs whose written form is an acronym or brand (RoPE, LoRA, GQA):
+        # distinctive even as one part of a longer identifier (rope_theta, lora_alpha)
+        self.acronyms: set[tuple[str, str]] = set()
+        for concept in concepts_list:
+            for text, _kind in concept.forms():
+                if " " not in text and sum(ch.isupper() for ch in text) >= 2 and text.isascii():
+                    self.acronyms.add((term_key(text), concept.id))
         self.prefixes: set[str] = set()
         for key in self.keys:
             for i in range(1, len(key) + 1):
@@ -185,18 +195,29 @@ class TermMatcher:
             self._extend(units, i, i, "", found)
         return found
 
-    def _extend(self, units: list[_Unit], first: int, j: int, acc: str, found: list[Match]) -> None:
+    def _extend(
+        self,
+        units: list[_Unit],
+        first: int,
+        j: int,
+        acc: str,
+        found: list[Match],
+        expanded: bool = False,
+    ) -> None:
         if j >= len(units) or j - first >= MAX_UNITS:
             return
         if j > first and not units[j].joinable:
             return
-        for alt in _alternatives(units[j].text):
+        for n, alt in enumerate(_alternatives(units[j].text)):
             key = acc + alt
             if key not in self.prefixes:
                 continue
+            exp = expanded or (n > 0 and singular(units[j].text) != alt)
             for concept, kind in self.keys.get(key, ()):
-                found.append(Match(units[first].start, units[j].end, concept, kind, j - first + 1))
-            self._extend(units, first, j + 1, key, found)
+                found.append(
+                    Match(units[first].start, units[j].end, concept, kind, j - first + 1, key, exp)
+                )
+            self._extend(units, first, j + 1, key, found, exp)
 
     def find(self, text: str) -> list[Match]:
         """Non-overlapping matches, longest first, in text order."""

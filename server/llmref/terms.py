@@ -6,10 +6,11 @@ covering the cursor wins. In code, silence is a feature: an identifier gets a te
 
 * the whole identifier is a term (``past_key_values``, ``kv_cache``, ``LoraConfig``), or
 * a part of it is a multi-word term (``LlamaRMSNorm`` -> RMS Norm, ``apply_rotary_pos_emb``
-  -> rotary position embedding), or an acronym written in capitals (``GQAConfig`` -> GQA);
+  -> rotary position embedding), or an acronym or brand (``rope_theta`` -> RoPE,
+  ``lora_alpha`` -> LoRA, ``GQAConfig`` -> GQA);
 
 and concepts marked ``common_word`` (token, attention, …) only match their ``code``
-identifiers exactly. ``LlamaModel``, ``hidden_states``, ``value`` stay quiet.
+identifiers exactly. ``hidden_states``, ``value``, ``emb`` stay quiet.
 """
 
 from __future__ import annotations
@@ -41,10 +42,6 @@ class TermHit:
 
 def is_prose(language_id: str | None) -> bool:
     return (language_id or "").lower() in PROSE_LANGUAGES
-
-
-def _acronym_like(text: str) -> bool:
-    return sum(ch.isupper() for ch in text) >= 2
 
 
 class TermFinder:
@@ -97,16 +94,19 @@ class TermFinder:
         return TermHit(chosen.concept, lo + start, lo + end, chosen.kind)
 
     def _allowed_in_code(self, m: Match, text: str, ident: tuple[int, int]) -> bool:
+        if m.expanded and m.units < 2:  # `emb` alone is a local, not "embedding"
+            return False
         whole = (m.start, m.end) == ident
         concept = self.glossary.concepts[m.concept]
         if concept.common_word:
             return whole and m.kind == "code"
+        if m.kind == "code" and whole:
+            return True
         if whole or m.kind == "code" or m.units >= 2:
             return True
-        # a single part of a longer identifier: only an acronym in capitals (GQAConfig)
-        return (
-            _acronym_like(text[m.start : m.end]) and m.end - m.start <= 8 and _capital_part(text, m)
-        )
+        # a single part of a longer identifier: an acronym or brand (rope_theta, lora_alpha,
+        # GQAConfig), never an everyday word
+        return (m.key, m.concept) in self.glossary.matcher.acronyms or _capital_part(text, m)
 
     def _allowed_outside_identifiers(self, m: Match) -> bool:
         # in code files, text outside identifiers (comments in Chinese) counts like prose,
