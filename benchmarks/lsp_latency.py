@@ -52,7 +52,7 @@ TARGETS = {  # metric -> max ratio llmref / baseline
 
 # --- the baseline server ---------------------------------------------------------------------------
 
-BASELINE_SERVER = r'''
+BASELINE_SERVER = r"""
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
@@ -78,7 +78,7 @@ def completion(ls, params):
 
 
 server.start_io()
-'''
+"""
 
 # --- the documents ---------------------------------------------------------------------------------
 
@@ -643,7 +643,13 @@ class Session:
             if isinstance(result, list):
                 return
             await asyncio.sleep(0.05)
-        raise TimeoutError(f"{self.spec.name}: the corpus did not load in {timeout:.0f}s")
+        raise TimeoutError(
+            f"{self.spec.name}: the corpus did not load in {timeout:.0f}s{self.stderr_tail()}"
+        )
+
+    def stderr_tail(self) -> str:
+        text = self.stderr.decode("utf-8", "replace").strip()
+        return f"\nserver stderr:\n{text[-2000:]}" if text else ""
 
     async def close(self) -> None:
         server = self.client._server  # noqa: SLF001
@@ -777,7 +783,9 @@ async def cold_start(spec: ServerSpec, docs: Docs, *, need_qa: bool, timeout: fl
                 cpu = session.server_cpu_s()
                 break
             if now > timeout:
-                raise TimeoutError(f"{spec.name}: no hover card after {timeout:.0f}s")
+                raise TimeoutError(
+                    f"{spec.name}: no hover card after {timeout:.0f}s{session.stderr_tail()}"
+                )
             await asyncio.sleep(0.01)
     finally:
         await session.close()
@@ -822,8 +830,10 @@ async def run(args) -> dict:
     docs = Docs.write(docs_dir)
     env = server_env(cache, None if args.no_pycache else work / "pycache")
     llmref, baseline = llmref_spec(env), baseline_spec(env)
-    progress = (lambda msg: print(msg, file=sys.stderr, flush=True)) if not args.json else (
-        lambda msg: None
+    progress = (
+        (lambda msg: print(msg, file=sys.stderr, flush=True))
+        if not args.json
+        else (lambda msg: None)
     )
     try:
         started = time.perf_counter()
@@ -857,8 +867,7 @@ async def run(args) -> dict:
                 "median_ms": statistics.median(r["card_s"] for r in runs) * 1000,
                 "max_ms": max(r["card_s"] for r in runs) * 1000,
                 "initialize_median_ms": statistics.median(r["initialize_s"] for r in runs) * 1000,
-                "first_hover_median_ms": statistics.median(r["first_hover_s"] for r in runs)
-                * 1000,
+                "first_hover_median_ms": statistics.median(r["first_hover_s"] for r in runs) * 1000,
                 "hover_tries_median": statistics.median(r["tries"] for r in runs),
                 "server_cpu_median_ms": (
                     statistics.median(r["server_cpu_s"] for r in runs) * 1000

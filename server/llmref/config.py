@@ -26,6 +26,13 @@ def bundled_corpus_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "corpus"
 
 
+def glossary_paths(found: list[Path]) -> list[Path]:
+    """The bundled glossary first (it is product data, kept even without the bundled
+    corpus), then the ``glossary.yaml`` files found in the user's corpus folders."""
+    bundled = bundled_corpus_dir() / "glossary.yaml"
+    return ([bundled] if bundled.is_file() else []) + [p for p in found if p != bundled]
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get(ENV_CACHE) or user_cache_dir("llmref")) / "index"
 

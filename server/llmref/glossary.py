@@ -344,6 +344,7 @@ class Glossary:
     def __init__(self, concepts: Iterable[Concept] = (), problems: Iterable[Problem] = ()):
         self.concepts: dict[str, Concept] = {}
         self.problems: list[Problem] = list(problems)
+        self.paths: list[str] = []  # the files it was loaded from
         for concept in concepts:
             self._add(concept)
         self._resolve_related()
@@ -388,6 +389,7 @@ class Glossary:
 
     @classmethod
     def load(cls, paths: Iterable[Path]) -> Glossary:
+        paths = list(paths)
         concepts: list[Concept] = []
         problems: list[Problem] = []
         for path in paths:
@@ -405,6 +407,7 @@ class Glossary:
                 if concept is not None:
                     concepts.append(concept)
         glossary = cls(concepts, problems)
+        glossary.paths = [str(p) for p in paths]
         return glossary
 
     def __len__(self) -> int:

@@ -13,10 +13,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from . import normalize
+from . import config, normalize
 from .cards import CardInput
-from .config import Settings, bundled_corpus_dir
-from .corpus.entry import Entry
+from .config import Settings
+from .corpus.entry import Entry, result_json
 from .corpus.group import group_duplicates
 from .corpus.loader import Problem, digests, discover, load_notes
 from .corpus.parse import slugify
@@ -111,14 +111,15 @@ class Reference:
         *,
         rebuild: bool = False,
         progress: Progress | None = None,
+        glossary: Glossary | None = None,
     ) -> Reference:
+        """Load (or build) the reference. ``glossary``: one already loaded from the same
+        files (the language server loads it first, for hovers), to avoid loading it twice."""
         settings = settings or Settings()
         notes, glossary_files, problems = discover(settings.roots())
-        bundled_glossary = bundled_corpus_dir() / "glossary.yaml"
-        if settings.bundled and bundled_glossary in glossary_files:
-            glossary_files.remove(bundled_glossary)
-        glossary_paths = ([bundled_glossary] if bundled_glossary.is_file() else []) + glossary_files
-        glossary = Glossary.load(glossary_paths)
+        glossary_paths = config.glossary_paths(glossary_files)
+        if glossary is None or glossary.paths != [str(p) for p in glossary_paths]:
+            glossary = Glossary.load(glossary_paths)
         note_digests = [
             (display, digest)
             for (_path, display), (_p, digest) in zip(
@@ -295,27 +296,6 @@ class Reference:
             out.append(concept.name if concept else close[0])
             changed = True
         return " ".join(out) if changed else None
-
-
-def result_json(entry: Entry, score: float | None = None) -> dict:
-    """An entry as the CLI's --json and the llmref.search command give it."""
-    data = {
-        "id": entry.id,
-        "question": entry.question,
-        "answer": entry.answer,
-        "source": entry.source,
-        "line": entry.line,
-        "end_line": entry.end_line,
-        "path": entry.path,
-        "section": entry.section,
-        "concepts": entry.concepts,
-        "has_answer": entry.has_answer,
-        "external": entry.external,
-        "also_in": entry.also_in,
-    }
-    if score is not None:
-        data["score"] = round(score, 4)
-    return data
 
 
 def _rank_by_concept(entries: list[Entry]) -> dict[str, list[str]]:

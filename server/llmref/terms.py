@@ -65,6 +65,8 @@ class TermFinder:
         """The term under the cursor at ``line[col]``, or None."""
         if not 0 <= col <= len(line):
             return None
+        if not prose and (start := _comment_start(line)) is not None and col > start:
+            prose = True  # a comment in code reads like notes: "# the KV cache grows"
         lo = max(0, col - WINDOW)
         window = line[lo : col + WINDOW]
         c = col - lo
@@ -172,6 +174,26 @@ class TermFinder:
         key = term_key(text)
         i = bisect.bisect_left(self._keys, key)
         return i < len(self._keys) and self._keys[i].startswith(key)
+
+
+def _comment_start(line: str) -> int | None:
+    """Where a ``#`` or ``//`` line comment starts, outside string quotes (a heuristic)."""
+    quote: str | None = None
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#" or line.startswith("//", i):
+            return i
+        i += 1
+    return None
 
 
 def _identifier_at(text: str, col: int) -> tuple[int, int] | None:

@@ -68,3 +68,10 @@ def test_completion_prefixes(finder):
     assert "旋转位置编码" in [r[0] for r in rows]
     assert finder.prefix_before("今天复习了旋转", 7) == (5, "旋转")
     assert finder.prefix_before("复习 KV ca", 8) == (3, "KV ca")
+
+
+def test_comments_in_code_read_like_notes(finder):
+    line = "    x = cache  # the KV cache grows with every token"
+    assert name_at(finder, line, "KV cache", offset=3) == ("KV cache", "KV cache")
+    assert name_at(finder, line, "cache", offset=1) is None  # the code part stays strict
+    assert name_at(finder, 's = "# not a comment KV cache"', "KV", offset=1) is None

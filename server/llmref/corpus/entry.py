@@ -35,3 +35,24 @@ class Entry:
     @property
     def location(self) -> str:
         return f"{self.source}:{self.line}"
+
+
+def result_json(entry: Entry, score: float | None = None) -> dict:
+    """An entry as the CLI's --json and the llmref.search command give it."""
+    data = {
+        "id": entry.id,
+        "question": entry.question,
+        "answer": entry.answer,
+        "source": entry.source,
+        "line": entry.line,
+        "end_line": entry.end_line,
+        "path": entry.path,
+        "section": entry.section,
+        "concepts": entry.concepts,
+        "has_answer": entry.has_answer,
+        "external": entry.external,
+        "also_in": entry.also_in,
+    }
+    if score is not None:
+        data["score"] = round(score, 4)
+    return data

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .entry import Entry
-from .parse import parse_markdown
 
 log = logging.getLogger("llmref.corpus")
 
@@ -112,6 +111,8 @@ def load_notes(
     notes: Iterable[tuple[Path, str]],
 ) -> tuple[list[Entry], list[SourceFile], list[Problem]]:
     """Parse note files; an unreadable, binary or undecodable file is reported and skipped."""
+    from .parse import parse_markdown  # markdown-it only when notes are parsed
+
     entries: list[Entry] = []
     files: list[SourceFile] = []
     problems: list[Problem] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..cards import location_link, render_entry
-from ..lookup import result_json
+from ..corpus.entry import result_json
 
 if TYPE_CHECKING:
     from .server import LlmrefServer

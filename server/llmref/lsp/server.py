@@ -13,20 +13,22 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from .. import __version__
 from ..cards import CardInput, render_card, to_plain
-from ..config import Settings, bundled_corpus_dir, load_settings
+from ..config import Settings, glossary_paths, load_settings
 from ..corpus.loader import discover
 from ..glossary import Glossary
-from ..lookup import Reference
 from ..terms import TermFinder
 from . import commands, completion, definition, hover, symbols
 from .options import Options, parse_options
+
+if TYPE_CHECKING:
+    from ..lookup import Reference
 
 log = logging.getLogger("llmref.lsp")
 
@@ -123,9 +125,7 @@ class LlmrefServer(LanguageServer):
         """The glossary, synchronously (~0.15 s): hovers work before the index is ready."""
         settings = self.settings()
         _notes, glossary_files, _problems = discover(settings.roots())
-        bundled = bundled_corpus_dir() / "glossary.yaml"
-        paths = [bundled] + [p for p in glossary_files if p != bundled]
-        self.glossary = Glossary.load(p for p in paths if p.is_file())
+        self.glossary = Glossary.load(glossary_paths(glossary_files))
         self.finder = TermFinder(self.glossary)
 
     def start_loading(self, *, rebuild: bool = False) -> None:
@@ -139,7 +139,14 @@ class LlmrefServer(LanguageServer):
             progress = self._progress(token)
             started = time.perf_counter()
             try:
-                ref = Reference.open(self.settings(), rebuild=rebuild, progress=progress.report)
+                from ..lookup import Reference  # Whoosh loads here, off the start-up path
+
+                ref = Reference.open(
+                    self.settings(),
+                    rebuild=rebuild,
+                    progress=progress.report,
+                    glossary=self.glossary,
+                )
             except Exception as exc:
                 log.exception("loading the corpus failed")
                 progress.end(f"failed: {exc}")
