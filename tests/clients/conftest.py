@@ -40,15 +40,19 @@ def require_editor(binary: str) -> str:
     return path
 
 
-def utf16_column(line: str, char_index: int) -> int:
-    """An LSP `character` (UTF-16 code units) for a Python str index."""
-    return len(line[:char_index].encode("utf-16-le")) // 2
+_UNIT = {"utf-8": ("utf-8", 1), "utf-16": ("utf-16-le", 2), "utf-32": ("utf-32-le", 4)}
 
 
-def utf16_slice(line: str, start: int, end: int) -> str:
-    """The text between two LSP (UTF-16) columns of `line`."""
-    units = line.encode("utf-16-le")
-    return units[2 * start : 2 * end].decode("utf-16-le")
+def lsp_column(line: str, char_index: int, encoding: str = "utf-16") -> int:
+    """An LSP `character` for a Python str index (UTF-16 code units unless negotiated)."""
+    codec, width = _UNIT[encoding]
+    return len(line[:char_index].encode(codec)) // width
+
+
+def lsp_slice(line: str, start: int, end: int, encoding: str = "utf-16") -> str:
+    """The text between two LSP columns of `line`."""
+    codec, width = _UNIT[encoding]
+    return line.encode(codec)[width * start : width * end].decode(codec)
 
 
 @dataclass

@@ -100,6 +100,10 @@
       (add-to-list 'eglot-server-programs
                    `(,mode . (,@(append (plist-get spec :cmd) nil)
                               :initializationOptions ,(plist-get spec :init_options))))
+      ;; eglot pushes its workspace configuration right after start; with none, the server
+      ;; would reset its options to the defaults (see docs/editors.md): send the same ones
+      (setq-default eglot-workspace-configuration
+                    (list :llmref (plist-get spec :init_options)))
       (setq eglot-sync-connect 15
             eglot-autoshutdown nil
             auto-mode-alist nil)          ; the spec says which mode

@@ -69,16 +69,19 @@ local ok, err = pcall(function()
   end, 20)
   assert(inited, 'server did not initialize within 15s')
   result.initialize_ms = ms(t0)
+  local encoding = vim.lsp.get_client_by_id(client_id).offset_encoding or 'utf-16'
+  result.offset_encoding = encoding
   vim.wait(100) -- didOpen goes out right after initialized
 
   for _, probe in ipairs(spec.probes) do
     local started = now()
     local lnum, col, line = place_cursor(buf, probe)
-    local params = vim.lsp.util.make_position_params(0, 'utf-16')
+    -- the encoding the server chose: utf-16 with Neovim 0.7 (which offers no other);
+    -- cursor columns are bytes, LSP columns are in these units
+    local params = vim.lsp.util.make_position_params(0, encoding)
     if probe.after and col >= #line then
       -- end of line: where the insert-mode cursor would be (normal mode stops on the last char)
-      local _, utf16 = vim.str_utfindex(line, col)
-      params.position.character = utf16
+      params.position.character = vim.lsp.util.character_offset(buf, lnum - 1, col, encoding)
     end
     local out = { name = probe.name, cursor = { lnum, col }, position = params.position, tries = 0 }
     if probe.method == 'hover' then

@@ -18,11 +18,11 @@ from .conftest import (
     PYTHON_PROBES,
     SERVER_COMMAND,
     fixture_line,
+    lsp_column,
+    lsp_slice,
     probes,
     require_editor,
     run_editor,
-    utf16_column,
-    utf16_slice,
 )
 
 
@@ -81,7 +81,7 @@ def test_hover_on_class_name_shows_rmsnorm_card(python_run):
     assert "RMS Norm 相比于 Layer Norm" in value, value
     line = fixture_line("modeling_llama.py", 5)
     rng = probe["range"]
-    assert utf16_slice(line, rng["start"]["character"], rng["end"]["character"]) == "LlamaRMSNorm"
+    assert lsp_slice(line, rng["start"]["character"], rng["end"]["character"]) == "LlamaRMSNorm"
 
 
 def test_eldoc_shows_the_card(python_run):
@@ -111,14 +111,14 @@ def test_hover_in_chinese_prose_shows_rope_card(markdown_run, name, line):
     probe = probes(markdown_run)[name]
     text = fixture_line("notes.md", line)
     # eglot counts UTF-16 units (the emoji on line 5 is two)
-    char = utf16_column(text, text.index("位置"))
+    char = lsp_column(text, text.index("位置"))
     assert probe["position"] == {"line": line - 1, "character": char}
     value = probe["value"]
     assert value is not None, probe
     assert value.startswith(card_title(probe, "RoPE") + " · 旋转位置编码"), value[:200]
     assert probe["eldoc"].startswith("RoPE · 旋转位置编码"), probe["eldoc"][:200]
     rng = probe["range"]
-    assert utf16_slice(text, rng["start"]["character"], rng["end"]["character"]) == "旋转位置编码"
+    assert lsp_slice(text, rng["start"]["character"], rng["end"]["character"]) == "旋转位置编码"
 
 
 def test_completion_of_chinese_prefix(markdown_run):

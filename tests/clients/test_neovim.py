@@ -1,7 +1,8 @@
 """Neovim (0.7+, headless) as the client: `vim.lsp.start_client` + `buf_request_sync`.
 
-Neovim's cursor columns are bytes; the driver asks `make_position_params(0, 'utf-16')` for
-the LSP position, which these tests check against the UTF-16 column of the Chinese text.
+Neovim's cursor columns are bytes; the driver asks `make_position_params(0, encoding)` for
+the LSP position, with the encoding the server chose (UTF-16 with Neovim 0.7, which offers no
+other), and these tests check it against the column of the Chinese text in those units.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from .conftest import (
     PYTHON_PROBES,
     SERVER_COMMAND,
     fixture_line,
+    lsp_column,
+    lsp_slice,
     probes,
     require_editor,
     run_editor,
-    utf16_column,
-    utf16_slice,
 )
 
 
@@ -54,6 +55,10 @@ def test_python_buffer_is_python(python_run):
     assert python_run["filetype"] == "python"  # so the server saw languageId "python"
 
 
+def enc(run: dict) -> str:
+    return run["offset_encoding"]
+
+
 def test_hover_on_class_name_shows_rmsnorm_card(python_run):
     probe = probes(python_run)["class"]
     hover = probe["result"]
@@ -66,7 +71,9 @@ def test_hover_on_class_name_shows_rmsnorm_card(python_run):
     line = fixture_line("modeling_llama.py", 5)
     rng = hover["range"]
     assert rng["start"]["line"] == rng["end"]["line"] == 4
-    assert utf16_slice(line, rng["start"]["character"], rng["end"]["character"]) == "LlamaRMSNorm"
+    assert lsp_slice(line, rng["start"]["character"], rng["end"]["character"], enc(python_run)) == (
+        "LlamaRMSNorm"
+    )
 
 
 def test_no_hover_on_ordinary_identifier(python_run):
@@ -80,9 +87,8 @@ def test_completion_offers_rmsnorm(python_run):
     assert probe["position"] == {"line": 16, "character": len("norm = RMSN")}
     assert "RMSNorm" in probe["labels"], probe["labels"]
     item = next(i for i in probe["items"] if i["label"] == "RMSNorm")
-    if "textEdit" in item:  # replaces the typed prefix
-        rng = item["textEdit"]["range"]
-        assert (rng["start"]["character"], rng["end"]["character"]) == (7, 11)
+    rng = item["textEdit"]["range"]  # replaces the typed prefix
+    assert (rng["start"]["character"], rng["end"]["character"]) == (7, 11)
 
 
 def test_markdown_buffer_is_markdown(markdown_run):
@@ -93,25 +99,30 @@ def test_markdown_buffer_is_markdown(markdown_run):
 def test_hover_in_chinese_prose_shows_rope_card(markdown_run, name, line):
     probe = probes(markdown_run)[name]
     text = fixture_line("notes.md", line)
-    # the editor sent UTF-16 units, not the byte column its cursor is at
+    # the editor sent LSP units (UTF-16 on 0.7), not the byte column its cursor is at
     char = text.index("位置")
-    assert probe["position"] == {"line": line - 1, "character": utf16_column(text, char)}
+    column = lsp_column(text, char, enc(markdown_run))
+    assert probe["position"] == {"line": line - 1, "character": column}
     assert probe["cursor"] == [line, len(text[:char].encode("utf-8"))]
     hover = probe["result"]
     assert hover is not None, probe
     value = hover["contents"]["value"]
     assert value.startswith("**RoPE** · 旋转位置编码"), value[:200]
     rng = hover["range"]
-    assert utf16_slice(text, rng["start"]["character"], rng["end"]["character"]) == "旋转位置编码"
+    assert lsp_slice(
+        text, rng["start"]["character"], rng["end"]["character"], enc(markdown_run)
+    ) == ("旋转位置编码")
 
 
 @pytest.mark.parametrize("name, line", [("zh_prefix", 7), ("zh_list_item", 9)])
 def test_completion_of_chinese_prefix(markdown_run, name, line):
     probe = probes(markdown_run)[name]
     text = fixture_line("notes.md", line)
-    assert probe["position"] == {"line": line - 1, "character": utf16_column(text, len(text))}
+    column = lsp_column(text, len(text), enc(markdown_run))
+    assert probe["position"] == {"line": line - 1, "character": column}
     assert "旋转位置编码" in probe["labels"], probe["labels"]
     item = next(i for i in probe["items"] if i["label"] == "旋转位置编码")
-    if "textEdit" in item:  # replaces just the typed 旋转
-        rng = item["textEdit"]["range"]
-        assert utf16_slice(text, rng["start"]["character"], rng["end"]["character"]) == "旋转"
+    rng = item["textEdit"]["range"]  # replaces just the typed 旋转
+    assert lsp_slice(
+        text, rng["start"]["character"], rng["end"]["character"], enc(markdown_run)
+    ) == ("旋转")

@@ -212,3 +212,20 @@ def test_serve_accepts_stdio_flag(flag):
         env=server_env(CACHE),
     )
     assert proc.stdout == b""  # nothing but LSP on stdout
+
+
+async def test_an_empty_settings_push_keeps_the_startup_options(
+    raw_client: LanguageClient, tmp_path: Path
+):
+    """eglot pushes {"settings": {}} right after start: that must not wipe initializationOptions."""
+    notes = tmp_path / "kept"
+    notes.mkdir()
+    (notes / "a.md").write_text(
+        "## 连续批处理\n\ncontinuous batching 动态拼批。\n", encoding="utf-8"
+    )
+    await start(raw_client, {"corpus": [str(notes)], "languages": ["markdown"]})
+    await wait_loaded(raw_client)
+    raw_client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={}))
+    await asyncio.sleep(1.0)
+    results = await search(raw_client, "连续批处理")
+    assert results[0]["source"] == "kept/a.md"

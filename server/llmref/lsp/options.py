@@ -13,8 +13,10 @@ DEFAULT_LANGUAGES = (
     # notes
     "markdown",
     "plaintext",
+    "text",  # what Neovim and Emacs call plain text
     "restructuredtext",
     "latex",
+    "tex",
     "org",
     "asciidoc",
     # model code

@@ -82,6 +82,7 @@ class LlmrefServer(LanguageServer):
         self._stop = threading.Event()
         self._snapshot: dict[str, float] = {}
         self.markup_kind = types.MarkupKind.Markdown
+        self._init_raw: dict = {}
 
     # --- threads and the event loop ------------------------------------------------------------
 
@@ -107,6 +108,11 @@ class LlmrefServer(LanguageServer):
 
     def apply_options(self, raw: Any, *, source: str) -> bool:
         """Take new options; returns True when the corpus must be reloaded."""
+        if source == "initializationOptions":
+            self._init_raw = raw if isinstance(raw, dict) else {}
+        elif isinstance(raw, dict):
+            # settings refine what the editor passed at start-up; they do not wipe it
+            raw = _merge(self._init_raw, raw)
         opts, problems = parse_options(raw)
         if problems:
             message = f"llmref: invalid {source} ({'; '.join(problems)}); using defaults for those."
@@ -166,7 +172,10 @@ class LlmrefServer(LanguageServer):
                 log.warning("%s", problem)
             progress.end(f"{len(ref)} entries")
             if old is not None:
-                old.close()
+                # requests already running may still read the old index: close it later
+                timer = threading.Timer(30.0, old.close)
+                timer.daemon = True
+                timer.start()
 
     def _progress(self, token: str) -> _Progress:
         return _Progress(self, token)
@@ -416,8 +425,8 @@ def create_server(cli_corpora: list[str] | None = None) -> LlmrefServer:
                 log.info("workspace/configuration failed; using the pushed settings")
         if isinstance(raw, dict) and "llmref" in raw:
             raw = raw["llmref"]
-        if raw is None:
-            return
+        if not isinstance(raw, dict) or not raw:
+            return  # nothing for llmref (eglot pushes {} at start): keep the current options
         if ls.apply_options(raw, source="settings"):
             log.info("corpus folders changed; reloading")
             ls.load_glossary()
@@ -434,6 +443,17 @@ def create_server(cli_corpora: list[str] | None = None) -> LlmrefServer:
                 return
 
     return server
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    """``extra`` over ``base``, recursively for nested objects."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _supports_configuration(ls: LlmrefServer) -> bool:
