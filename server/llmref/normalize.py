@@ -164,7 +164,7 @@ class _Segmenter:
 
                 self._cut = rjieba.cut
                 self.name = "rjieba"
-            except ImportError:
+            except Exception:  # not installed, or a wheel for another platform (VSIX)
                 try:
                     import logging
 
@@ -173,7 +173,7 @@ class _Segmenter:
                     jieba.setLogLevel(logging.WARNING)
                     self._cut = lambda s: list(jieba.cut(s))
                     self.name = "jieba"
-                except ImportError:
+                except Exception:
                     self._cut = list
                     self.name = "chars"
             return self._cut
@@ -192,17 +192,14 @@ SEGMENTER = _Segmenter()
 
 
 def segmenter_version() -> str:
-    """Which segmenter would be used, without loading it (part of the index key)."""
+    """Which segmenter is used, with its version (part of the index key)."""
     import importlib.metadata
-    import importlib.util
 
-    for name in ("rjieba", "jieba"):
-        if importlib.util.find_spec(name) is not None:
-            try:
-                return f"{name}-{importlib.metadata.version(name)}"
-            except importlib.metadata.PackageNotFoundError:
-                return name
-    return "chars"
+    name = SEGMENTER.identity()
+    try:
+        return f"{name}-{importlib.metadata.version(name)}"
+    except importlib.metadata.PackageNotFoundError:
+        return name
 
 
 def segment(text: str) -> list[str]:
