@@ -10,6 +10,7 @@ interface SearchResult {
   line: number;
   path: string;
   concepts: string[];
+  concept_names?: string[];
 }
 
 interface ShowResult {
@@ -31,7 +32,7 @@ export class EntryDocuments implements vscode.TextDocumentContentProvider {
   readonly onDidChange = this.changed.event;
 
   put(id: string, markdown: string): vscode.Uri {
-    const uri = vscode.Uri.from({ scheme: SCHEME, path: `/${encodeURIComponent(id)}.md` });
+    const uri = vscode.Uri.from({ scheme: SCHEME, path: `/${id.replace(/[^\w\-.]+/g, "-")}.md` });
     this.entries.set(uri.path, markdown);
     this.changed.fire(uri);
     return uri;
@@ -51,13 +52,19 @@ const openSource: vscode.QuickInputButton = {
   tooltip: "Open the corpus source at this question",
 };
 
+/** The markdown preview refuses file: links; the editor's own URL handler opens a file at a
+ * line (vscode://file/PATH:LINE), so source links point there. */
+export function previewLinks(markdown: string): string {
+  return markdown.replace(/\]\(file:\/\/([^)#\s]+)#L(\d+)\)/g, (_m, p: string, line: string) => `](${vscode.env.uriScheme}://file${p}:${line})`);
+}
+
 export async function openEntry(client: LanguageClient, docs: EntryDocuments, result: SearchResult): Promise<void> {
   const shown = await execute<ShowResult>(client, "llmref.show", [result.id]);
   if (!shown.markdown) {
     void vscode.window.showWarningMessage(`llmref: ${shown.error ?? "could not show the entry"}`);
     return;
   }
-  const uri = docs.put(result.id, shown.markdown);
+  const uri = docs.put(result.id, previewLinks(shown.markdown));
   await vscode.commands.executeCommand("markdown.showPreviewToSide", uri);
 }
 
@@ -96,7 +103,7 @@ export function searchUi(client: LanguageClient, docs: EntryDocuments, initial =
         }
         pick.items = results.map((r) => ({
           label: r.question,
-          description: r.concepts.slice(0, 3).join(", "),
+          description: (r.concept_names ?? r.concepts).slice(0, 3).join(", "),
           detail: `${r.source}:${r.line}`,
           alwaysShow: true, // the server has ranked them; do not let the client re-filter
           buttons: [openSource],

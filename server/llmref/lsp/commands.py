@@ -38,7 +38,13 @@ def search(ls: LlmrefServer, args: Any) -> list[dict] | dict:
     if ref is None:
         return {"error": "the corpus is still loading", "loading": True}
     result = ref.search(query, limit=min(limit, 100))
-    return [result_json(r.entry, r.score) for r in result.results]
+    out = []
+    for r in result.results:
+        data = result_json(r.entry, r.score)
+        names = (ref.glossary.get(c) for c in r.entry.question_concepts or r.entry.concepts[:3])
+        data["concept_names"] = [c.name for c in names if c is not None]
+        out.append(data)
+    return out
 
 
 def show(ls: LlmrefServer, args: Any) -> dict:
