@@ -3,7 +3,9 @@
 // Started by run.sh, which sets PORT, WORKSPACE (a folder with model.py and notes.md),
 // ARTIFACTS (screenshots), CS_USER_DATA (code-server's user data, for its logs) and
 // CHROME_HOME (a scratch dir for chromium's profile). Steps: hover-code, hover-notes,
-// completion, search, entry (entry needs search). Exit 0 only if every step passed.
+// completion, search, entry (entry needs search); no-python (the no-Python error and its
+// "Open Settings" button) runs only when named in LLMREF_VSCODE_STEPS. Each step saves
+// <step>.png (fail-<step>.png when it fails). Exit 0 only if every step passed.
 "use strict";
 const { chromium } = require("playwright-core");
 const fs = require("fs");
@@ -218,7 +220,47 @@ const steps = {
     await sleep(500);
     await page.screenshot({ path: path.join(OUT, "entry.png") });
   },
+
+  // The failure path, run only when selected (run.sh with LLMREF_TEST_PYTHON pointing at no
+  // Python and LLMREF_VSCODE_STEPS=no-python): opening model.py activates the extension, which
+  // finds no usable Python and shows one error with an "Open Settings" button that opens the
+  // Settings editor at llmref.python.interpreter.
+  async "no-python"(page) {
+    const want = "llmref needs Python 3.10 or newer";
+    await openFromExplorer(page, "model.py");
+    const toasts = page.locator(".notifications-toasts .notification-toast");
+    await toasts.filter({ hasText: want }).first().waitFor({ state: "visible", timeout: 20000 }).catch(async () => {
+      throw new Error(`no notification saying ${JSON.stringify(want)} within 20s (notifications: ${oneLine((await notifications(page)).join(" | "), 400)})`);
+    });
+    await sleep(1500); // time for a second error to show up, were there one
+    const errors = toasts.filter({ has: page.locator(".notification-list-item-icon.codicon-error") });
+    const texts = (await errors.allInnerTexts()).map((t) => t.replace(/\s+/g, " ").trim());
+    if (texts.length !== 1 || !texts[0].includes(want)) {
+      throw new Error(`want one error notification saying ${JSON.stringify(want)}, got ${texts.length}: ${oneLine(texts.join(" | "), 600)}`);
+    }
+    lap(`error notification: ${oneLine(texts[0], 300)}`);
+    const buttons = errors.first().locator(".notification-list-item-buttons-container .monaco-button");
+    const labels = (await buttons.allInnerTexts()).map((t) => t.trim());
+    if (!labels.includes("Open Settings")) throw new Error(`no "Open Settings" button on the notification (buttons: ${oneLine(labels.join(" | "))})`);
+    await page.screenshot({ path: path.join(OUT, "no-python.png") });
+    await buttons.filter({ hasText: "Open Settings" }).first().click();
+    // the Settings editor (a modal in this VS Code) searching for the setting, or showing it
+    const shown = await until("the Settings editor at llmref.python.interpreter", 15000, async () => {
+      if (!(await page.locator(".settings-editor").first().isVisible())) return null;
+      const box = page.locator(".settings-editor .settings-header .suggest-input-container .view-lines").first();
+      const query = (await box.isVisible()) ? (await box.innerText()).replace(/\u00a0/g, " ").trim() : "";
+      const row = page.locator(".settings-editor .settings-body .setting-item-contents")
+        .filter({ hasText: "Python: Interpreter" }).first();
+      const setting = (await row.isVisible()) ? await row.innerText() : "";
+      return query.includes("llmref.python.interpreter") || setting ? { query, setting } : null;
+    });
+    lap(`settings editor: search ${oneLine(shown.query)}, setting ${oneLine(shown.setting, 160)}`);
+    await sleep(300);
+    await page.screenshot({ path: path.join(OUT, "no-python-settings.png") });
+  },
 };
+
+const OPT_IN = ["no-python"]; // steps that run only when named in LLMREF_VSCODE_STEPS
 
 // ---- diagnostics on failure ------------------------------------------------------------------
 
@@ -253,6 +295,16 @@ function dumpLogs() {
   }
 }
 
+/** Delete the screenshots a step saves (<step>.png, <step>-*.png, fail-<step>.png) before it
+ * runs again; those of steps not run this time stay. */
+function removeShots(name) {
+  for (const f of fs.readdirSync(OUT)) {
+    if (f === `${name}.png` || f === `fail-${name}.png` || (f.startsWith(`${name}-`) && f.endsWith(".png"))) {
+      fs.rmSync(path.join(OUT, f), { force: true });
+    }
+  }
+}
+
 // ---- main ----------------------------------------------------------------------------------
 
 (async () => {
@@ -267,13 +319,15 @@ function dumpLogs() {
   const page = ctx.pages()[0] || (await ctx.newPage());
   page.on("pageerror", (e) => console.log("pageerror:", e.message));
   const results = [];
+  removeShots("workbench");
   try {
     await page.goto(`http://127.0.0.1:${PORT}/?folder=${encodeURIComponent(WORKSPACE)}`);
     await page.waitForSelector(".monaco-workbench", { timeout: 60000 });
     await page.locator(".explorer-folders-view .monaco-list-row").first().waitFor({ timeout: 60000 });
     lap("workbench loaded");
     for (const [name, fn] of Object.entries(steps)) {
-      if (ONLY.length && !ONLY.includes(name)) continue;
+      if (ONLY.length ? !ONLY.includes(name) : OPT_IN.includes(name)) continue;
+      removeShots(name);
       if (name === "entry" && results.some((r) => r.name === "search" && !r.ok)) {
         results.push({ name, ok: false, why: "skipped: search failed" });
         lap(`FAIL ${name}: skipped because search failed`);

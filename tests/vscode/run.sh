@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Real VS Code (code-server) in headless Chromium, with the llmref VSIX installed in a fresh
 # profile: hover in code and in Chinese notes, completion with its details card, the search
-# QuickPick and the entry preview. Screenshots go to ${LLMREF_ARTIFACTS:-<repo>/artifacts}/vscode.
+# QuickPick and the entry preview; opt-in step no-python (run it with a LLMREF_TEST_PYTHON that
+# does not exist): the no-Python error and its "Open Settings" button.
+# Screenshots go to ${LLMREF_ARTIFACTS:-<repo>/artifacts}/vscode.
 #
 #   bash tests/vscode/install.sh          # once, as root (~3.5 min)
 #   bash tests/vscode/run.sh extension/llmref.vsix
@@ -9,7 +11,7 @@
 # Env: LLMREF_VSCODE_TOOLS (where install.sh put the tools, default /opt/llmref-vscode),
 #      LLMREF_TEST_PYTHON (-> the llmref.python.interpreter setting), LLMREF_ARTIFACTS,
 #      LLMREF_VSCODE_KEEP=1 (keep the temp profile/workspace even on success),
-#      LLMREF_VSCODE_STEPS (comma list of steps to run, default all).
+#      LLMREF_VSCODE_STEPS (comma list of steps to run, default all but no-python).
 # Exit 0 only when every step passed. code-server is always stopped by its process group.
 set -euo pipefail
 
@@ -64,7 +66,8 @@ EXT_DIR="$TMP/extensions"
 WORKSPACE="$TMP/workspace"
 mkdir -p "$HOME" "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_STATE_HOME" \
     "$USER_DATA/User" "$EXT_DIR" "$WORKSPACE" "$ARTIFACTS"
-rm -f "$ARTIFACTS"/*.png
+# drive.js deletes the old screenshots of each step it runs, so a run of some steps
+# (LLMREF_VSCODE_STEPS) leaves the others' screenshots in place
 
 "$CODE_SERVER" --user-data-dir "$USER_DATA" --extensions-dir "$EXT_DIR" \
     --install-extension "$VSIX" >"$TMP/install-extension.log" 2>&1 \

@@ -1,7 +1,8 @@
 """The VS Code extension in real VS Code: code-server in headless Chromium (tests/vscode/run.sh
 and drive.js) with the VSIX installed in a fresh profile. Hover in code and in Chinese notes,
-completion with its details card, the search QuickPick and the entry preview; screenshots go to
-artifacts/vscode/.
+completion with its details card, the search QuickPick and the entry preview; and, with
+llmref.python.interpreter pointing at no Python, the error notification and its "Open Settings"
+button. Screenshots go to artifacts/vscode/.
 
 Needs tests/vscode/install.sh (as root, once: ~3.5 min, ~900 MB) and the VSIX
 (`bash extension/scripts/package.sh`). Skipped when either is missing, except under CI.
@@ -21,6 +22,7 @@ ROOT = HERE.parents[1]
 TOOLS = Path(os.environ.get("LLMREF_VSCODE_TOOLS", "/opt/llmref-vscode"))
 VSIX = Path(os.environ.get("LLMREF_VSIX", ROOT / "extension" / "llmref.vsix"))
 ARTIFACTS = Path(os.environ.get("LLMREF_ARTIFACTS", ROOT / "artifacts"))
+SHOTS = ARTIFACTS / "vscode"
 SCREENSHOTS = ["hover-code.png", "hover-notes.png", "completion.png", "search.png", "entry.png"]
 
 
@@ -40,19 +42,24 @@ def missing_prerequisites() -> list[str]:
     return missing
 
 
-def test_extension_in_code_server() -> None:
+def require_prerequisites() -> None:
     missing = missing_prerequisites()
     if missing:
         reason = "real VS Code test needs " + "; ".join(missing)
         if os.environ.get("CI"):
             pytest.fail(f"CI is set but the {reason}", pytrace=False)
         pytest.skip(reason)
-    shots = ARTIFACTS / "vscode"
+
+
+def run_code_server(python: str, steps: str = "", timeout: float = 300) -> str:
+    """run.sh with `python` as the llmref.python.interpreter setting and only `steps` (all
+    default steps when empty); assert it exits 0 and return its output."""
     env = {
         **os.environ,
         "LLMREF_VSCODE_TOOLS": str(TOOLS),
         "LLMREF_ARTIFACTS": str(ARTIFACTS),
-        "LLMREF_TEST_PYTHON": sys.executable,  # -> the llmref.python.interpreter setting
+        "LLMREF_TEST_PYTHON": python,  # -> the llmref.python.interpreter setting
+        "LLMREF_VSCODE_STEPS": steps,
     }
     proc = subprocess.run(
         ["bash", str(HERE / "run.sh"), str(VSIX)],
@@ -60,11 +67,28 @@ def test_extension_in_code_server() -> None:
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, (
-        f"run.sh exited {proc.returncode}; screenshots in {shots}\n{output}"
+        f"run.sh exited {proc.returncode}; screenshots in {SHOTS}\n{output}"
     )
-    absent = [name for name in SCREENSHOTS if not (shots / name).is_file()]
-    assert not absent, f"missing screenshots {absent} in {shots}\n{output}"
+    return output
+
+
+def test_extension_in_code_server() -> None:
+    require_prerequisites()
+    output = run_code_server(sys.executable)
+    absent = [name for name in SCREENSHOTS if not (SHOTS / name).is_file()]
+    assert not absent, f"missing screenshots {absent} in {SHOTS}\n{output}"
+
+
+def test_no_python_error_opens_settings() -> None:
+    """With llmref.python.interpreter pointing at no Python, opening model.py shows one error
+    notification ("llmref needs Python 3.10 or newer: ...") with an "Open Settings" button,
+    and the button opens the Settings editor at llmref.python.interpreter (drive.js step
+    no-python)."""
+    require_prerequisites()
+    output = run_code_server("/nonexistent/python3", steps="no-python", timeout=120)
+    assert "PASS no-python" in output, output
+    assert (SHOTS / "no-python.png").is_file(), f"no no-python.png in {SHOTS}\n{output}"
