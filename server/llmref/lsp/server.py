@@ -159,7 +159,8 @@ class LlmrefServer(LanguageServer):
                 self._loaded.set()
                 return
             old, self.ref = self.ref, ref
-            self.glossary, self.finder = ref.glossary, TermFinder(ref.glossary)
+            if ref.glossary is not self.glossary:  # the same object when it was reused
+                self.glossary, self.finder = ref.glossary, TermFinder(ref.glossary)
             self._cards.clear()
             self._snapshot = self._corpus_snapshot()
             self._loaded.set()
