@@ -16,6 +16,7 @@ name, or a field of the wrong type, becomes a Problem with file and line.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -345,6 +346,7 @@ class Glossary:
         self.concepts: dict[str, Concept] = {}
         self.problems: list[Problem] = list(problems)
         self.paths: list[str] = []  # the files it was loaded from
+        self.digests: list[tuple[str, str]] = []  # and their contents' hashes, when loaded
         for concept in concepts:
             self._add(concept)
         self._resolve_related()
@@ -392,12 +394,15 @@ class Glossary:
         paths = list(paths)
         concepts: list[Concept] = []
         problems: list[Problem] = []
+        seen: list[tuple[str, str]] = []  # (path, sha256) of exactly the bytes parsed
         for path in paths:
             try:
                 data = path.read_bytes()
             except OSError as exc:
                 problems.append(Problem(str(path), None, f"cannot read: {exc.strerror or exc}"))
+                seen.append((str(path), f"unreadable:{exc.errno}"))
                 continue
+            seen.append((str(path), hashlib.sha256(data).hexdigest()))
             text, problem = decode(data, path)
             if text is None:
                 problems.append(problem or Problem(str(path), None, "unreadable"))
@@ -408,6 +413,7 @@ class Glossary:
                     concepts.append(concept)
         glossary = cls(concepts, problems)
         glossary.paths = [str(p) for p in paths]
+        glossary.digests = seen
         return glossary
 
     def __len__(self) -> int:

@@ -118,7 +118,8 @@ class Reference:
         settings = settings or Settings()
         notes, glossary_files, problems = discover(settings.roots())
         glossary_paths = config.glossary_paths(glossary_files)
-        if glossary is None or glossary.paths != [str(p) for p in glossary_paths]:
+        glossary_digests = digests(glossary_paths)
+        if glossary is None or glossary.digests != glossary_digests:  # other files, or edited
             glossary = Glossary.load(glossary_paths)
         note_digests = [
             (display, digest)
@@ -126,7 +127,7 @@ class Reference:
                 notes, digests(p for p, _ in notes), strict=True
             )
         ]
-        key = fingerprint(note_digests, digests(glossary_paths))
+        key = fingerprint(note_digests, glossary.digests)
 
         def build() -> tuple[list[Entry], dict]:
             entries, _files, found = load_notes(notes)

@@ -142,3 +142,29 @@ def test_different_corpus_sets_get_different_indexes(notes, tmp_path):
     again = open_ref(notes, cache)
     assert not again.built  # the first configuration's index is still there
     again.close()
+
+
+def test_an_edited_user_glossary_is_reloaded_not_reused(notes, tmp_path):
+    """The server hands its loaded glossary to the index load; an edit must not be missed."""
+    from llmref.glossary import Glossary
+
+    cache = tmp_path / "cache"
+    (notes / "glossary.yaml").write_text(
+        "- name: Kestrel attention\n  zh: [红隼注意力]\n", encoding="utf-8"
+    )
+    first = open_ref(notes, cache)
+    assert first.glossary.lookup("红隼注意力") is not None
+    stale: Glossary = first.glossary
+    first.close()
+    (notes / "glossary.yaml").write_text(
+        "- name: Kestrel attention\n  zh: [红隼注意力, 隼式注意力]\n", encoding="utf-8"
+    )
+    again = Reference.open(Settings(corpora=[notes], bundled=False, cache=cache), glossary=stale)
+    assert again.glossary is not stale and again.glossary.lookup("隼式注意力") is not None
+    assert again.built  # the glossary is part of the index key
+    again.close()
+    same = Reference.open(
+        Settings(corpora=[notes], bundled=False, cache=cache), glossary=again.glossary
+    )
+    assert same.glossary is again.glossary and not same.built
+    same.close()
