@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 from . import __version__
+from .corpus.entry import result_json
 
 log = logging.getLogger("llmref")
 
@@ -72,19 +73,13 @@ def _excerpt(markdown: str, width: int = 100) -> str:
     return excerpt(markdown, width)
 
 
-def _entry_json(entry, score: float | None = None) -> dict:
-    from .lookup import result_json
-
-    return result_json(entry, score)
-
-
 def cmd_search(args: argparse.Namespace) -> int:
     ref = _open(args)
     result = ref.search(" ".join(args.query), limit=args.limit)
     if args.json:
         print(
             json.dumps(
-                [_entry_json(r.entry, r.score) for r in result.results],
+                [result_json(r.entry, r.score) for r in result.results],
                 ensure_ascii=False,
                 indent=2,
             )
@@ -123,7 +118,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"llmref: no entry with id {args.id!r} (see `llmref list`)", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(_entry_json(entry), ensure_ascii=False, indent=2))
+        print(json.dumps(result_json(entry), ensure_ascii=False, indent=2))
         return 0
     print(f"# {entry.question}\n")
     print(f"{entry.source}:{entry.line}-{entry.end_line}  [{entry.id}]")
@@ -151,7 +146,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     ref = _open(args)
     entries = ref.all()
     if args.json:
-        print(json.dumps([_entry_json(e) for e in entries], ensure_ascii=False, indent=2))
+        print(json.dumps([result_json(e) for e in entries], ensure_ascii=False, indent=2))
         return 0
     for e in entries:
         print(f"{e.id}\t{e.source}:{e.line}\t{e.question}")

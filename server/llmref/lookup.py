@@ -19,7 +19,6 @@ from .config import Settings
 from .corpus.entry import Entry, result_json
 from .corpus.group import group_duplicates
 from .corpus.loader import Problem, digests, discover, load_notes
-from .corpus.parse import slugify
 from .glossary import Glossary
 from .index import SCHEMA_VERSION, Clause, Progress, SearchIndex
 from .snippets import extract as extract_snippets
@@ -339,4 +338,4 @@ def _names_text(entry: Entry, glossary: Glossary) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Reference", "Result", "SearchResult", "result_json", "slugify", "tag_entries"]
+__all__ = ["Reference", "Result", "SearchResult", "result_json", "tag_entries"]
