@@ -179,9 +179,8 @@ def cut_markdown(markdown: str, max_lines: int) -> tuple[str, bool]:
         blocks.append(current)
     kept: list[str] = []
     used = 0
-    for i, raw in enumerate(blocks):
+    for i, block in enumerate(blocks):
         # a long line wraps: count the lines a reader sees (about 80 columns each)
-        block = raw
         height = sum(max(1, -(-_width(x) // 80)) for x in block)
         if used and used + height > max_lines:
             return "\n\n".join(kept), True

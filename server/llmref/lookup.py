@@ -188,10 +188,7 @@ class Reference:
         toks = list(normalize.tokens(query))
         words = tuple(dict.fromkeys(t.text for t in toks))
         # parts only (no catenations) in order, for all-of and phrase clauses
-        positions: dict[int, str] = {}
-        for t in toks:
-            positions.setdefault(t.pos, t.text)
-        parts = tuple(positions[p] for p in sorted(positions))
+        parts = _in_order(toks)
         clauses: list[Clause] = []
         if words:
             clauses += [
@@ -322,8 +319,13 @@ def _rank_by_concept(entries: list[Entry]) -> dict[str, list[str]]:
 
 
 def _parts(text: str) -> tuple[str, ...]:
+    return _in_order(normalize.tokens(text))
+
+
+def _in_order(toks) -> tuple[str, ...]:
+    """The identifier parts in position order (catenations share a part's position)."""
     positions: dict[int, str] = {}
-    for t in normalize.tokens(text):
+    for t in toks:
         positions.setdefault(t.pos, t.text)
     return tuple(positions[p] for p in sorted(positions))
 

@@ -67,11 +67,6 @@ def has_text(markdown: str) -> bool:
     return bool(re.search(r"\w", rest))
 
 
-def image_refs(markdown: str) -> list[tuple[str, str]]:
-    """(alt, url) of every image reference: they stay references and are never fetched."""
-    return [(m.group(1), m.group(2)) for m in _IMAGE.finditer(markdown)]
-
-
 _LINE_MARKER = re.compile(r"^\s{0,3}(?:[-*+]\s+|\d+[.)]\s+|>\s?|#{1,6}\s+)")
 
 

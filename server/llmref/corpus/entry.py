@@ -32,9 +32,6 @@ class Entry:
     def from_dict(cls, data: dict[str, Any]) -> Entry:
         return cls(**data)
 
-    @property
-    def location(self) -> str:
-        return f"{self.source}:{self.line}"
 
 
 def result_json(entry: Entry, score: float | None = None) -> dict:

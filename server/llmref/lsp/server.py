@@ -142,7 +142,7 @@ class LlmrefServer(LanguageServer):
     def _load(self, rebuild: bool = False) -> None:
         with self._reload_lock:
             token = f"llmref-index-{uuid.uuid4().hex[:8]}"
-            progress = self._progress(token)
+            progress = _Progress(self, token)
             started = time.perf_counter()
             try:
                 from ..lookup import Reference  # Whoosh loads here, off the start-up path
@@ -177,9 +177,6 @@ class LlmrefServer(LanguageServer):
                 timer = threading.Timer(30.0, old.close)
                 timer.daemon = True
                 timer.start()
-
-    def _progress(self, token: str) -> _Progress:
-        return _Progress(self, token)
 
     def schedule_reload(self, *, rebuild: bool = False) -> None:
         """Reload the corpus soon (debounced)."""
