@@ -59,7 +59,7 @@ def _open(args: argparse.Namespace, *, rebuild: bool = False, label: str = "inde
     settings = load_settings(args.corpus, bundled=not args.no_bundled)
     bar = _ProgressBar(label)
     try:
-        ref = Reference.open(settings, rebuild=rebuild, progress=bar)
+        ref = Reference.open(settings, rebuild=rebuild, progress=bar, waiting=_warn)
     finally:
         bar.close()
     for problem in ref.problems:  # one line each, naming the file (and line)
@@ -144,7 +144,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     ref = _open(args)
-    entries = ref.all()
+    entries = ref.iter_entries()
     if args.json:
         print(json.dumps([result_json(e) for e in entries], ensure_ascii=False, indent=2))
         return 0
@@ -156,11 +156,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     ref = _open(args, rebuild=args.rebuild)
-    files = len({e.source for e in ref.all()})
-    state = "built" if ref.built else "up to date"
+    files = ref.store.file_count()
+    report = ref.report
+    state = "built" if ref.built else "updated" if report is not None else "up to date"
     print(
         f"Index {state}: {len(ref)} entries from {files} files, {len(ref.glossary)} concepts "
-        f"({time.perf_counter() - started:.2f}s)\n{ref.index.path}"
+        f"({time.perf_counter() - started:.2f}s)\n{ref.index.path.parent}"
     )
     return 0
 

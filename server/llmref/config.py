@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from platformdirs import user_cache_dir, user_config_dir
 
-from .corpus.loader import Problem
+from .corpus.loader import DEFAULT_MAX_BYTES, Problem, ScanRules
 
 ENV_CORPUS = "LLMREF_CORPUS"  # extra corpus folders, separated by os.pathsep
 ENV_CACHE = "LLMREF_CACHE_DIR"
@@ -37,6 +37,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get(ENV_CACHE) or user_cache_dir("llmref")) / "index"
 
 
+def default_cache_dir() -> Path:
+    """The platform's cache folder, whatever ``LLMREF_CACHE_DIR`` says."""
+    return Path(user_cache_dir("llmref")) / "index"
+
+
 def config_file() -> Path:
     return Path(os.environ.get(ENV_CONFIG) or Path(user_config_dir("llmref")) / "config.yaml")
 
@@ -47,14 +52,26 @@ class Settings:
     bundled: bool = True
     cache: Path = field(default_factory=cache_dir)
     problems: list[Problem] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)  # gitignore-style globs
+    max_file_bytes: int = DEFAULT_MAX_BYTES
+
+    def rules(self) -> ScanRules:
+        return ScanRules(tuple(self.exclude), self.max_file_bytes)
 
     def roots(self) -> list[tuple[Path, str]]:
         """(path, display label) of every corpus root; the bundled corpus has no label."""
         roots: list[tuple[Path, str]] = []
         if self.bundled:
             roots.append((bundled_corpus_dir(), ""))
+        used: set[str] = set()
         for path in self.corpora:
-            roots.append((path, path.expanduser().name or str(path)))
+            label = base = path.expanduser().name or str(path)
+            n = 2
+            while label in used:  # two folders of the same name: their paths must differ
+                label = f"{base}-{n}"
+                n += 1
+            used.add(label)
+            roots.append((path, label))
         return roots
 
 
@@ -82,6 +99,8 @@ def load_settings(extra: list[str] | None = None, *, bundled: bool = True) -> Se
                 add(str(item))
             if isinstance(data, dict) and data.get("bundled") is False:
                 settings.bundled = False
+            if isinstance(data, dict):
+                _scan_options(data, settings, str(path))
         except (yaml.YAMLError, ValueError, OSError, UnicodeDecodeError) as exc:
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             settings.problems.append(
@@ -92,3 +111,21 @@ def load_settings(extra: list[str] | None = None, *, bundled: bool = True) -> Se
     for raw in extra or []:
         add(raw)
     return settings
+
+
+def _scan_options(data: dict, settings: Settings, where: str) -> None:
+    """``exclude:`` (globs) and ``max_file_mb:`` from the config file."""
+    exclude = data.get("exclude")
+    if isinstance(exclude, str):
+        exclude = [exclude]
+    if exclude is not None:
+        if isinstance(exclude, list) and all(isinstance(x, str) for x in exclude):
+            settings.exclude.extend(x for x in exclude if x.strip())
+        else:
+            settings.problems.append(Problem(where, None, "'exclude' must be a list of globs"))
+    size = data.get("max_file_mb")
+    if size is not None:
+        if isinstance(size, (int, float)) and not isinstance(size, bool) and size > 0:
+            settings.max_file_bytes = int(size * 1_000_000)
+        else:
+            settings.problems.append(Problem(where, None, "'max_file_mb' must be a number > 0"))

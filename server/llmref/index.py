@@ -1,44 +1,136 @@
-"""The on-disk full-text index (Whoosh), behind a small interface of our own.
+"""The full-text index (Whoosh), behind a small interface of our own.
 
-``SearchIndex.open_or_build`` keeps one index per *fingerprint* (corpus contents + glossary +
-schema/analyzer/segmenter versions) under the user's cache dir. An index is built in a
-temporary directory and renamed into place, so a crash mid-build never leaves a half index;
-an index that fails to open or disagrees with its own metadata is removed and rebuilt.
-Whoosh keeps its schema as a pickle: we only ever open directories we built, in our cache.
+A ``SearchIndex`` is one Whoosh folder. Entries are documents keyed by entry id (a column,
+so a hit's id is read without unpickling stored fields) and by file (so one file's entries
+are replaced on their own: incremental indexing). Whoosh is single-writer: writes happen
+under the index's lock (see build.py), readers never wait.
 
-Queries arrive as engine-neutral ``Clause`` lists (see lookup.py), so another engine could
-sit behind ``SearchIndex`` later.
+Whoosh unpickles parts of its files (the schema in the table of contents, block headers,
+term infos). Three things keep that from becoming a way to run code:
+
+* we only open folders under a verified private cache (cache.py);
+* every unpickling Whoosh does goes through an unpickler that only knows the handful of
+  classes an index of ours contains (``_SafeUnpickler``);
+* a manifest signed with the per-install key records the table of contents' digest and the
+  size of every file; an index whose manifest does not verify is never opened.
+
+Files are read, never memory-mapped: a file truncated under a running server is an error we
+catch (and repair), not a SIGBUS.
+
+Queries arrive as engine-neutral ``Clause`` lists (see lookup.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import io
 import json
 import logging
 import os
-import shutil
-import tempfile
-import time
-from collections.abc import Callable, Iterable, Sequence
+import pickle
+import sys
+import types
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from whoosh import index as whoosh_index
+import whoosh.codec.whoosh3
+import whoosh.columns
+import whoosh.compat
+import whoosh.filedb.compound
+import whoosh.filedb.structfile
+import whoosh.formats
+import whoosh.index
 from whoosh import query as wq
 from whoosh.analysis import Token, Tokenizer
 from whoosh.fields import ID, KEYWORD, TEXT, Schema
+from whoosh.filedb.filestore import FileStorage
 from whoosh.scoring import BM25F
 
-from . import normalize
+from . import cache, normalize
 from .corpus.entry import Entry
 
 log = logging.getLogger("llmref.index")
 
-SCHEMA_VERSION = "3"
-META = "llmref-meta.json"
-ENTRIES = "entries.json"
-KEEP_INDEXES = 4  # other fingerprints kept in the cache (several corpus configurations)
+SCHEMA_VERSION = "4"
+MANIFEST = "manifest.json"
 
-Progress = Callable[[int, int], None]
+
+# --- the unpickler ----------------------------------------------------------------------------
+
+_ALLOWED_MODULES = (
+    "whoosh.fields",
+    "whoosh.formats",
+    "whoosh.columns",
+    "whoosh.codec.whoosh3",
+    "whoosh.analysis.",
+    "whoosh.scoring",
+)
+_ALLOWED = {
+    ("builtins", n)
+    for n in ("int", "float", "str", "bytes", "bool", "set", "frozenset", "list", "dict", "tuple")
+} | {
+    ("collections", "defaultdict"),
+    ("_codecs", "encode"),
+    ("re", "_compile"),
+    ("copyreg", "_reconstructor"),
+    ("builtins", "object"),
+    ("array", "array"),
+    ("array", "_array_reconstructor"),
+    ("llmref.index", "LlmrefTokenizer"),
+}
+
+
+class UnsafeIndex(Exception):
+    """An index file asked to load something an index of ours never contains."""
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        allowed = (module, name) in _ALLOWED
+        if not allowed and any(
+            module == m or (m.endswith(".") and module.startswith(m)) for m in _ALLOWED_MODULES
+        ):
+            allowed = isinstance(getattr(importlib.import_module(module), name, None), type)
+        if not allowed:
+            raise UnsafeIndex(f"index data refers to {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _safe_loads(data: bytes, **_kw):
+    return _SafeUnpickler(io.BytesIO(data)).load()
+
+
+def _safe_load(file, **_kw):
+    return _SafeUnpickler(file).load()
+
+
+def _harden_whoosh() -> None:
+    """Route every unpickling in Whoosh's modules through ``_SafeUnpickler``."""
+    shim = types.SimpleNamespace(
+        loads=_safe_loads,
+        load=_safe_load,
+        dumps=pickle.dumps,
+        dump=pickle.dump,
+        HIGHEST_PROTOCOL=pickle.HIGHEST_PROTOCOL,
+    )
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("whoosh") or module is None:
+            continue
+        for attr, value in list(vars(module).items()):
+            if value is pickle.loads:
+                setattr(module, attr, _safe_loads)
+            elif value is pickle.load:
+                setattr(module, attr, _safe_load)
+            elif value is pickle:
+                setattr(module, attr, shim)
+
+
+_harden_whoosh()
+
+
+# --- schema -----------------------------------------------------------------------------------
 
 
 class LlmrefTokenizer(Tokenizer):
@@ -83,14 +175,27 @@ class LlmrefTokenizer(Tokenizer):
 def make_schema() -> Schema:
     analyzer = LlmrefTokenizer()
     return Schema(
-        id=ID(stored=True, unique=True),
+        id=ID(unique=True, sortable=True),  # a column: hits are read without stored fields
+        file=ID(),  # the note file (absolute path): one file's entries are replaced together
         question=TEXT(analyzer=analyzer, phrase=True),
         names=TEXT(analyzer=analyzer, phrase=True),
         concepts=KEYWORD(scorable=True),  # named by the question
         answer_concepts=KEYWORD(scorable=True),  # named by the answer only
         answer=TEXT(analyzer=analyzer, phrase=True),
-        source=ID(stored=True),
     )
+
+
+def document(entry: Entry, names: str) -> dict[str, str]:
+    """The Whoosh document of an entry (``names``: its question's concepts' names)."""
+    return {
+        "id": entry.id,
+        "file": entry.path,
+        "question": entry.question,
+        "names": names,
+        "concepts": " ".join(entry.question_concepts),
+        "answer_concepts": " ".join(c for c in entry.concepts if c not in entry.question_concepts),
+        "answer": "\n".join(x for x in (entry.detail, entry.answer) if x),
+    }
 
 
 @dataclass(frozen=True)
@@ -110,134 +215,106 @@ class Hit:
     score: float
 
 
-class SearchIndex:
-    """An opened index directory."""
+# --- the manifest -------------------------------------------------------------------------------
 
-    def __init__(self, path: Path, ix: whoosh_index.Index, meta: dict) -> None:
+
+def _files(path: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for child in path.iterdir():
+        if child.name == MANIFEST or child.name.endswith(".lock"):
+            continue
+        out[child.name] = child.stat().st_size
+    return out
+
+
+def _toc(path: Path) -> str:
+    tocs = sorted(
+        (p for p in path.iterdir() if p.name.startswith("_MAIN_") and p.suffix == ".toc"),
+        key=lambda p: int(p.stem.rsplit("_", 1)[-1]),
+    )
+    if not tocs:
+        raise ValueError("no table of contents")
+    return tocs[-1].name
+
+
+def write_manifest(path: Path, key: bytes) -> None:
+    """Record (and sign) the index as it is now: call after every commit, under the lock."""
+    toc = _toc(path)
+    body = {
+        "schema": SCHEMA_VERSION,
+        "toc": toc,
+        "toc_sha256": hashlib.sha256((path / toc).read_bytes()).hexdigest(),
+        "files": _files(path),
+    }
+    data = json.dumps(body, sort_keys=True).encode()
+    manifest = {"body": body, "signature": cache.sign(key, data)}
+    tmp = path / f"{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest), encoding="utf-8")
+    os.replace(tmp, path / MANIFEST)
+
+
+def verify_manifest(path: Path, key: bytes) -> None:
+    """Raise ValueError unless the folder is exactly what we signed."""
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    body = manifest["body"]
+    data = json.dumps(body, sort_keys=True).encode()
+    if not cache.verify(key, data, manifest.get("signature", "")):
+        raise ValueError("the index manifest is not signed by this install")
+    if body.get("schema") != SCHEMA_VERSION:
+        raise ValueError(f"index schema {body.get('schema')!r}, expected {SCHEMA_VERSION}")
+    files = _files(path)
+    if files != body["files"]:
+        changed = sorted(set(files.items()) ^ set(body["files"].items()))[:3]
+        raise ValueError(f"index files differ from the manifest ({changed})")
+    toc = path / body["toc"]
+    if hashlib.sha256(toc.read_bytes()).hexdigest() != body["toc_sha256"]:
+        raise ValueError("the index table of contents differs from the manifest")
+
+
+# --- the index ----------------------------------------------------------------------------------
+
+
+class SearchIndex:
+    """One Whoosh folder: searching, and writers for build.py."""
+
+    def __init__(self, path: Path, ix: whoosh.index.Index) -> None:
         self.path = path
         self._ix = ix
-        self.meta = meta
         self._searcher = None
-
-    # --- building and opening ------------------------------------------------------------
-
-    @classmethod
-    def open_or_build(
-        cls,
-        cache_root: Path,
-        fingerprint: str,
-        build_entries: Callable[[], tuple[list[Entry], dict]],
-        names: Callable[[Entry], str],
-        *,
-        rebuild: bool = False,
-        progress: Progress | None = None,
-    ) -> tuple[SearchIndex, list[Entry], bool]:
-        """(index, entries, built) for this fingerprint, building only when needed.
-
-        ``build_entries`` returns the entries and extra metadata kept with the index.
-        """
-        target = cache_root / f"ix-{fingerprint[:20]}"
-        if rebuild and target.exists():
-            shutil.rmtree(target, ignore_errors=True)
-        if target.exists():
-            try:
-                opened = cls._open(target, fingerprint)
-                return opened[0], opened[1], False
-            except Exception as exc:  # corrupt, half-written by another version, …
-                log.warning("index at %s is unusable (%s); rebuilding", target, exc)
-                shutil.rmtree(target, ignore_errors=True)
-        entries, extra = build_entries()
-        cls._build(cache_root, target, fingerprint, entries, names, extra, progress)
-        cls._prune(cache_root, keep=target)
-        index, loaded = cls._open(target, fingerprint)
-        return index, loaded, True
+        self._ids = None
 
     @classmethod
-    def _open(cls, path: Path, fingerprint: str) -> tuple[SearchIndex, list[Entry]]:
-        meta = json.loads((path / META).read_text(encoding="utf-8"))
-        if meta.get("fingerprint") != fingerprint or meta.get("schema") != SCHEMA_VERSION:
-            raise ValueError("metadata does not match")
-        entries = [
-            Entry.from_dict(d) for d in json.loads((path / ENTRIES).read_text(encoding="utf-8"))
-        ]
-        ix = whoosh_index.open_dir(str(path))
-        if ix.doc_count() != meta["entries"] or len(entries) != meta["entries"]:
-            raise ValueError(f"{ix.doc_count()} documents, expected {meta['entries']}")
-        return cls(path, ix, meta), entries
+    def create(cls, path: Path) -> SearchIndex:
+        path.mkdir(mode=0o700, parents=False, exist_ok=True)
+        storage = FileStorage(str(path), supports_mmap=False)
+        return cls(path, storage.create_index(make_schema()))
 
     @classmethod
-    def _build(
-        cls,
-        cache_root: Path,
-        target: Path,
-        fingerprint: str,
-        entries: list[Entry],
-        names: Callable[[Entry], str],
-        extra: dict,
-        progress: Progress | None,
-    ) -> None:
-        cache_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix="building-", dir=cache_root))
-        started = time.perf_counter()
-        try:
-            ix = whoosh_index.create_in(str(tmp), make_schema())
-            big = len(entries) > 3000
-            writer = ix.writer(timeout=30.0, limitmb=256, procs=2 if big else 1, multisegment=big)
-            try:
-                for n, doc in enumerate(entries, 1):
-                    writer.add_document(**_document(doc, names(doc)))
-                    if progress is not None and (n % 25 == 0 or n == len(entries)):
-                        progress(n, len(entries))
-                writer.commit()
-            except BaseException:
-                writer.cancel()
-                raise
-            ix.close()
-            (tmp / ENTRIES).write_text(
-                json.dumps([e.to_dict() for e in entries], ensure_ascii=False), encoding="utf-8"
-            )
-            meta = {
-                "fingerprint": fingerprint,
-                "schema": SCHEMA_VERSION,
-                "entries": len(entries),
-                "built": time.time(),
-                "seconds": round(time.perf_counter() - started, 3),
-                "extra": extra,
-            }
-            # the metadata is written last: a directory without it is never opened
-            (tmp / META).write_text(json.dumps(meta), encoding="utf-8")
-            try:
-                os.replace(tmp, target)
-            except OSError:
-                if not target.exists():  # not a lost race with another builder
-                    raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        log.info("built index of %d entries in %.2fs at %s", len(entries), meta["seconds"], target)
+    def open(cls, path: Path, key: bytes) -> SearchIndex:
+        """Open a folder we built (manifest verified first)."""
+        verify_manifest(path, key)
+        storage = FileStorage(str(path), supports_mmap=False)
+        ix = storage.open_index()
+        index = cls(path, ix)
+        index._get_searcher()  # open every segment now, while the files are the signed ones
+        return index
 
-    @staticmethod
-    def _prune(cache_root: Path, keep: Path) -> None:
-        """Remove stale builds and all but the most recent few indexes."""
-        now = time.time()
-        others = []
-        for child in cache_root.iterdir():
-            if child == keep or not child.is_dir():
-                continue
-            if child.name.startswith("building-"):
-                if now - child.stat().st_mtime > 3600:  # a crashed build
-                    shutil.rmtree(child, ignore_errors=True)
-            elif child.name.startswith("ix-"):
-                others.append(child)
-        others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-        for stale in others[KEEP_INDEXES - 1 :]:
-            shutil.rmtree(stale, ignore_errors=True)
+    def doc_count(self) -> int:
+        return self._ix.doc_count()
+
+    def writer(self, *, limitmb: int = 128):
+        """A Whoosh writer (the caller holds the index lock)."""
+        return self._ix.writer(timeout=30.0, limitmb=limitmb)
+
+    def sign(self, key: bytes) -> None:
+        write_manifest(self.path, key)
 
     # --- querying ---------------------------------------------------------------------------
 
     def _get_searcher(self):
         if self._searcher is None:
             self._searcher = self._ix.searcher(weighting=BM25F())
+            self._ids = self._searcher.reader().column_reader("id")
         return self._searcher
 
     def search(self, clauses: Sequence[Clause], limit: int = 10) -> list[Hit]:
@@ -245,11 +322,20 @@ class SearchIndex:
         parts = [q for q in (_to_whoosh(c) for c in clauses) if q is not None]
         if not parts:
             return []
-        results = self._get_searcher().search(wq.Or(parts), limit=limit)
-        return [Hit(r["id"], float(r.score)) for r in results]
+        searcher = self._get_searcher()
+        results = searcher.search(wq.Or(parts), limit=limit)
+        ids = self._ids
+        assert ids is not None
+        out: list[Hit] = []
+        for score, docnum in results.top_n:
+            ident = ids[docnum]
+            if isinstance(ident, bytes):
+                ident = ident.decode("utf-8")
+            out.append(Hit(ident, float(score)))
+        return out
 
     def vocabulary(self, fields: Iterable[str] = ("question", "names", "answer")) -> set[str]:
-        """All indexed terms of the fields (for did-you-mean)."""
+        """All indexed terms of the fields (small indexes only: the store keeps a vocabulary)."""
         reader = self._get_searcher().reader()
         words: set[str] = set()
         for name in fields:
@@ -261,19 +347,8 @@ class SearchIndex:
         if self._searcher is not None:
             self._searcher.close()
             self._searcher = None
+            self._ids = None
         self._ix.close()
-
-
-def _document(entry: Entry, names: str) -> dict[str, str]:
-    return {
-        "id": entry.id,
-        "question": entry.question,
-        "names": names,
-        "concepts": " ".join(entry.question_concepts),
-        "answer_concepts": " ".join(c for c in entry.concepts if c not in entry.question_concepts),
-        "answer": "\n".join(x for x in (entry.detail, entry.answer) if x),
-        "source": entry.source,
-    }
 
 
 def _to_whoosh(clause: Clause) -> wq.Query | None:
@@ -289,3 +364,16 @@ def _to_whoosh(clause: Clause) -> wq.Query | None:
         q = wq.Phrase(clause.field, terms, slop=clause.slop)
     q.boost = clause.boost
     return q
+
+
+__all__ = [
+    "Clause",
+    "Hit",
+    "SCHEMA_VERSION",
+    "SearchIndex",
+    "UnsafeIndex",
+    "document",
+    "make_schema",
+    "verify_manifest",
+    "write_manifest",
+]

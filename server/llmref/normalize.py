@@ -26,6 +26,7 @@ ANALYZER_VERSION = "3"
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _RUN_RE = re.compile(rf"(?P<latin>[A-Za-z0-9]+(?:[_\-.][A-Za-z0-9]+)*)|(?P<cjk>[{_CJK}]+)")
+LATIN_RUN = re.compile(r"[A-Za-z0-9]+(?:[_\-.][A-Za-z0-9]+)*")  # what ``tokens`` splits
 _CHUNK_SPLIT_RE = re.compile(r"[^A-Za-z0-9]+")
 _CAMEL_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 # letters that keep their digits: dtypes and short names (fp16, bf16, int8, nf4, t5, v2)

@@ -1,9 +1,11 @@
-"""The on-disk index: reused while the corpus is unchanged, rebuilt when it changes,
-never left half-built, rebuilt when corrupt."""
+"""The on-disk index: reused while the corpus is unchanged, updated one file at a time when a
+note changes, rebuilt beside the live one when asked, never opened half-built or damaged."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -26,104 +28,183 @@ def open_ref(notes: Path, cache: Path, **kw) -> Reference:
     return Reference.open(Settings(corpora=[notes], bundled=False, cache=cache), **kw)
 
 
+def questions(ref: Reference) -> list[str]:
+    return [e.question for e in ref.iter_entries()]
+
+
+def generation(cache: Path) -> Path:
+    (slot,) = [p for p in cache.iterdir() if p.name.startswith("ix-")]
+    return slot / (slot / "current").read_text().strip()
+
+
 def test_index_is_reused_while_nothing_changes(notes, tmp_path):
     cache = tmp_path / "cache"
     first = open_ref(notes, cache)
     assert first.built and len(first) == 2
     first.close()
     second = open_ref(notes, cache)
-    assert not second.built and len(second) == 2
+    assert not second.built and second.report is None and len(second) == 2
     assert second.search("KV cache").results[0].entry.question == "什么是 KV cache？"
     second.close()
 
 
-def test_index_is_rebuilt_when_a_note_changes(notes, tmp_path):
+def test_an_edited_note_is_applied_without_a_rebuild(notes, tmp_path):
     cache = tmp_path / "cache"
     open_ref(notes, cache).close()
+    gen = generation(cache)
     with (notes / "inference.md").open("a", encoding="utf-8") as f:
         f.write("\n### 3. 什么是 PagedAttention？\n\n分页管理 KV cache。\n")
     ref = open_ref(notes, cache)
-    assert ref.built and len(ref) == 3
+    assert not ref.built and ref.report is not None and ref.report.changed == 1
+    assert generation(cache) == gen  # updated in place, not rebuilt
+    assert len(ref) == 3
     assert ref.search("PagedAttention").results[0].entry.question == "什么是 PagedAttention？"
     ref.close()
 
 
-def test_index_is_rebuilt_when_a_note_is_added_or_removed(notes, tmp_path):
+def test_touching_a_note_without_changing_it_reindexes_nothing(notes, tmp_path):
+    cache = tmp_path / "cache"
+    open_ref(notes, cache).close()
+    os.utime(notes / "inference.md", (10**9, 10**9))
+    ref = open_ref(notes, cache)
+    assert ref.report is None and not ref.built
+    ref.close()
+
+
+def test_notes_added_removed_and_renamed(notes, tmp_path):
     cache = tmp_path / "cache"
     open_ref(notes, cache).close()
     (notes / "more.md").write_text("### 1. 什么是 LoRA？\n\n低秩。\n", encoding="utf-8")
     ref = open_ref(notes, cache)
-    assert ref.built and len(ref) == 3
+    assert len(ref) == 3 and ref.report is not None and ref.report.changed == 1
     ref.close()
-    (notes / "more.md").unlink()
+    (notes / "more.md").rename(notes / "renamed.md")
     ref = open_ref(notes, cache)
-    assert len(ref) == 2
+    assert len(ref) == 3
+    (lora,) = [e for e in ref.iter_entries() if "LoRA" in e.question]
+    assert lora.source.endswith("renamed.md") and lora.path.endswith("renamed.md")
+    assert ref.search("LoRA").results[0].entry.source.endswith("renamed.md")
+    ref.close()
+    (notes / "renamed.md").unlink()
+    ref = open_ref(notes, cache)
+    assert len(ref) == 2 and not ref.search("LoRA").results
     ref.close()
 
 
-def test_forced_rebuild(notes, tmp_path):
+def test_sync_applies_changes_to_an_open_reference(notes, tmp_path):
     cache = tmp_path / "cache"
-    open_ref(notes, cache).close()
-    ref = open_ref(notes, cache, rebuild=True)
-    assert ref.built
+    ref = open_ref(notes, cache)
+    assert ref.sync() is None
+    (notes / "inference.md").write_text(
+        NOTE.replace("What is RoPE?", "What is ALiBi?"), encoding="utf-8"
+    )
+    report = ref.sync()
+    assert report is not None and report.changed == 1
+    assert "What is ALiBi?" in questions(ref) and "What is RoPE?" not in questions(ref)
+    assert ref.search("ALiBi").results[0].entry.question == "What is ALiBi?"
     ref.close()
 
 
-def _index_dir(cache: Path) -> Path:
-    (found,) = [p for p in cache.iterdir() if p.name.startswith("ix-")]
-    return found
+def test_forced_rebuild_builds_beside_the_live_index(notes, tmp_path):
+    cache = tmp_path / "cache"
+    live = open_ref(notes, cache)
+    old = generation(cache)
+    other = open_ref(notes, cache, rebuild=True)
+    assert other.built and generation(cache) != old
+    # the reference opened before still answers from its own generation
+    assert live.search("RoPE").results[0].entry.question == "What is RoPE?"
+    other.close()
+    live.close()
+
+
+def _damage(gen: Path, how: str) -> None:
+    whoosh = gen / "whoosh"
+    if how == "truncate-segments":
+        for seg in whoosh.glob("*.seg"):
+            seg.write_bytes(seg.read_bytes()[:20])
+    elif how == "drop-manifest":
+        (whoosh / "manifest.json").unlink()
+    elif how == "drop-toc":
+        for toc in whoosh.glob("*.toc"):
+            toc.unlink()
+    elif how == "flip-toc-byte":
+        for toc in whoosh.glob("*.toc"):
+            data = bytearray(toc.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            toc.write_bytes(bytes(data))
+    elif how == "garbage-store":
+        (gen / "state.sqlite").write_bytes(b"not a database" * 100)
+    elif how == "drop-store":
+        (gen / "state.sqlite").unlink()
+    elif how == "drop-generation":
+        shutil.rmtree(gen)
 
 
 @pytest.mark.parametrize(
-    "damage", ["truncate-segments", "drop-meta", "garbage-entries", "drop-toc"]
+    "how",
+    [
+        "truncate-segments",
+        "drop-manifest",
+        "drop-toc",
+        "flip-toc-byte",
+        "garbage-store",
+        "drop-store",
+        "drop-generation",
+    ],
 )
-def test_corrupt_index_is_detected_and_rebuilt(notes, tmp_path, damage):
+def test_a_damaged_index_is_detected_and_rebuilt(notes, tmp_path, how):
     cache = tmp_path / "cache"
     open_ref(notes, cache).close()
-    ix = _index_dir(cache)
-    if damage == "truncate-segments":
-        for seg in ix.glob("*.seg"):
-            seg.write_bytes(seg.read_bytes()[:20])
-    elif damage == "drop-meta":
-        (ix / "llmref-meta.json").unlink()
-    elif damage == "garbage-entries":
-        (ix / "entries.json").write_text("{not json", encoding="utf-8")
-    else:
-        for toc in ix.glob("*.toc"):
-            toc.unlink()
+    _damage(generation(cache), how)
     ref = open_ref(notes, cache)
-    assert ref.built, damage
+    assert ref.built, how
     assert ref.search("RoPE").results[0].entry.question == "What is RoPE?"
     ref.close()
 
 
-def test_a_crashed_build_leaves_nothing_that_is_opened(notes, tmp_path):
+def test_damage_after_opening_degrades_search_then_rebuild_repairs(notes, tmp_path):
     cache = tmp_path / "cache"
-    cache.mkdir()
-    stale = cache / "building-crashed"
-    stale.mkdir()
-    (stale / "junk").write_text("half an index")
-    old = 10**9
-    os.utime(stale, (old, old))
     ref = open_ref(notes, cache)
-    assert ref.built and len(ref) == 2
+    ref.search("RoPE")
+    ref.index._searcher = None  # the next search reopens the files…
+    for seg in (generation(cache) / "whoosh").glob("*.seg"):
+        seg.write_bytes(b"\0" * 10)  # …which are garbage now
+    result = ref.search("KV cache")  # no exception reaches the caller
+    assert ref.damaged and result.degraded
+    ref.rebuild()
+    assert ref.damaged is None
+    assert ref.search("RoPE").results[0].entry.question == "What is RoPE?"
     ref.close()
-    assert not stale.exists()  # old leftovers are swept
-    assert not [p for p in cache.iterdir() if p.name.startswith("building-")]
 
 
-def test_build_failure_leaves_no_index(notes, tmp_path, monkeypatch):
-    from llmref import index as index_mod
+def test_unfinished_builds_are_never_opened_and_are_swept(notes, tmp_path):
+    cache = tmp_path / "cache"
+    open_ref(notes, cache).close()
+    slot = generation(cache).parent
+    crashed = slot / "b-crashed"
+    crashed.mkdir()
+    (crashed / "junk").write_text("half an index")
+    (notes / "x.md").write_text("### 1. 什么是 DPO？\n\n偏好优化。\n", encoding="utf-8")
+    ref = open_ref(notes, cache)  # a sync: takes the write lock, sweeps leftovers
+    assert len(ref) == 3
+    ref.close()
+    assert not crashed.exists()
+
+
+def test_build_failure_publishes_nothing(notes, tmp_path, monkeypatch):
+    from llmref import build
 
     cache = tmp_path / "cache"
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(index_mod, "_document", boom)
+    monkeypatch.setattr(build, "document", boom)
     with pytest.raises(RuntimeError):
         open_ref(notes, cache)
-    assert not [p for p in cache.iterdir() if p.name.startswith(("ix-", "building-"))]
+    slots = [p for p in (cache).iterdir() if p.name.startswith("ix-")]
+    assert all(not (s / "current").exists() for s in slots)
+    assert not [p for s in slots for p in s.iterdir() if p.name.startswith(("b-", "g-"))]
     monkeypatch.undo()
     ref = open_ref(notes, cache)
     assert ref.built
@@ -168,3 +249,100 @@ def test_an_edited_user_glossary_is_reloaded_not_reused(notes, tmp_path):
     )
     assert same.glossary is again.glossary and not same.built
     same.close()
+
+
+def test_what_is_not_indexed(tmp_path):
+    notes = tmp_path / "vault"
+    (notes / ".obsidian").mkdir(parents=True)
+    (notes / ".obsidian" / "hidden.md").write_text("### 1. 隐藏？\n\n不该出现。\n")
+    (notes / "node_modules").mkdir()
+    (notes / "node_modules" / "dep.md").write_text("### 1. 依赖？\n\n不该出现。\n")
+    (notes / "build").mkdir()
+    (notes / "build" / "out.md").write_text("### 1. 构建产物？\n\n不该出现。\n")
+    (notes / "drafts").mkdir()
+    (notes / "drafts" / "draft.md").write_text("### 1. 草稿？\n\n不该出现。\n")
+    (notes / ".gitignore").write_text("build/\n*.tmp.md\n")
+    (notes / "scratch.tmp.md").write_text("### 1. 临时？\n\n不该出现。\n")
+    (notes / "big.md").write_text("### 1. 大文件？\n\n" + "很大。" * 400_000)
+    (notes / "kept.md").write_text("### 1. 保留？\n\n应该出现。\n")
+    settings = Settings(
+        corpora=[notes], bundled=False, cache=tmp_path / "cache", exclude=["drafts/"],
+        max_file_bytes=1_000_000,
+    )  # fmt: skip
+    ref = Reference.open(settings)
+    assert questions(ref) == ["保留？"]
+    assert any("big.md" in str(p) and "size cap" in str(p) for p in ref.problems)
+    ref.close()
+
+
+# --- the cache cannot be used to run code as the user ---------------------------------------
+
+
+def test_cache_folders_are_private(notes, tmp_path):
+    cache = tmp_path / "deep" / "cache"
+    open_ref(notes, cache).close()
+    for folder in (tmp_path / "deep", cache, generation(cache).parent, generation(cache)):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    key = cache / "install.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_a_cache_others_can_write_is_refused(notes, tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    ref = open_ref(notes, shared)
+    assert ref.index.path.is_relative_to(tmp_path / "home-cache")
+    assert any("writable by group or others" in str(p) for p in ref.problems)
+    assert not any(shared.iterdir())  # nothing was written there
+    ref.close()
+
+
+def test_index_folders_are_named_per_install(notes, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    open_ref(notes, a).close()
+    open_ref(notes, b).close()
+    assert generation(a).parent.name != generation(b).parent.name
+
+
+def test_a_planted_pickle_never_runs(notes, tmp_path):
+    """Even an index whose manifest verifies (an attacker who has the key) cannot make the
+    Whoosh unpickling call anything but the classes an index of ours contains."""
+    import pickle
+
+    from llmref import cache as cache_mod
+    from llmref.index import write_manifest
+
+    cache = tmp_path / "cache"
+    open_ref(notes, cache).close()
+    whoosh = generation(cache) / "whoosh"
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (toc,) = whoosh.glob("*.toc")
+    toc.write_bytes(pickle.dumps(Evil()))
+    for seg in whoosh.glob("*.seg"):
+        seg.write_bytes(pickle.dumps(Evil()))
+    write_manifest(whoosh, cache_mod.install_key(cache))
+    ref = open_ref(notes, cache)
+    assert ref.built and not marker.exists()
+    assert ref.search("RoPE").results
+    ref.close()
+
+
+def test_a_read_only_cache_falls_back_with_one_message(notes, tmp_path, monkeypatch):
+    if os.geteuid() == 0:
+        pytest.skip("root ignores permissions")
+    cache = tmp_path / "ro"
+    cache.mkdir(mode=0o500)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "ro-home"))
+    (tmp_path / "ro-home").mkdir(mode=0o500)
+    ref = open_ref(notes, cache)
+    assert ref.search("RoPE").results
+    assert sum("unusable" in str(p) for p in ref.problems) == 1
+    ref.close()

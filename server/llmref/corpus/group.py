@@ -9,7 +9,10 @@ similar and name exactly the same glossary concepts.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from ..normalize import fold
 from .entry import Entry
@@ -107,3 +110,61 @@ def group_duplicates(
         for i in idx:
             entries[i].group = key
             entries[i].also_in = [entries[j].id for j in idx if j != i]
+
+
+# --- one entry at a time (the incremental store uses these) ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """Everything grouping needs to know about one question."""
+
+    key: str  # intent key
+    aspects: frozenset[str]
+    concepts: frozenset[str]
+
+
+def signature(question: str, question_concepts: Iterable[str]) -> Signature:
+    return Signature(intent_key(question), aspects(question), frozenset(question_concepts))
+
+
+def grams(sig: Signature) -> frozenset[str]:
+    return frozenset(_bigrams(sig.key))
+
+
+def same_question(a: Signature, b: Signature) -> bool:
+    """Today's rule: the same aspects, and near-identical intent keys (or fairly similar
+    ones naming exactly the same, non-empty, concept set)."""
+    if a.aspects != b.aspects:
+        return False
+    dice = similarity(a.key, b.key)
+    return dice >= THRESHOLD or (bool(a.concepts) and a.concepts == b.concepts and dice >= CONCEPT_THRESHOLD)
+
+
+def probe_grams(sig: Signature, rank: Callable[[str], int]) -> list[str]:
+    """Prefix-filter tokens under a fixed global order (rank: lower = rarer): two signatures
+    that are the same question share at least one probe gram."""
+    ordered = sorted(grams(sig), key=lambda g: (rank(g), g))
+    # Dice >= t means overlap >= t/(2-t) * |A| in Jaccard terms for the larger set; the
+    # prefix of length |A| - ceil(j * |A|) + 1 must meet the other's prefix.
+    j = CONCEPT_THRESHOLD / (2 - CONCEPT_THRESHOLD)
+    size = len(ordered)
+    keep = size - math.ceil(j * size) + 1
+    return ordered[: max(1, keep)]
+
+
+def group_labels(sigs: Sequence[Signature]) -> list[int]:
+    """A component label per signature (same question = same label)."""
+    parent = list(range(len(sigs)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(sigs)):
+        for j in range(i + 1, len(sigs)):
+            if same_question(sigs[i], sigs[j]):
+                parent[find(j)] = find(i)
+    return [find(i) for i in range(len(sigs))]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 from .entry import Entry
 
@@ -15,6 +18,7 @@ log = logging.getLogger("llmref.corpus")
 NOTE_SUFFIXES = frozenset({".md", ".markdown", ".mdown", ".mkd", ".txt"})
 GLOSSARY_NAMES = ("glossary.yaml", "glossary.yml")
 SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "venv"})
+DEFAULT_MAX_BYTES = 5_000_000  # files over this are skipped with a warning
 # files of the bundled corpus folder that are documentation, not notes
 SKIP_FILES = frozenset({"SOURCES.md"})
 
@@ -67,44 +71,172 @@ def decode(data: bytes, path: Path) -> tuple[str | None, Problem | None]:
     )
 
 
-def _walk(root: Path) -> Iterable[Path]:
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).parts
-        if any(p.startswith(".") or p in SKIP_DIRS for p in rel[:-1]) or rel[-1].startswith("."):
+@dataclass(frozen=True, slots=True)
+class NoteFile:
+    """A note file found by ``scan``, with what tells whether it changed."""
+
+    path: Path  # absolute
+    display: str  # how cards and results name it
+    sort: str  # corpus order: root order, then display path
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class Scan:
+    notes: list[NoteFile] = field(default_factory=list)
+    glossaries: list[Path] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ScanRules:
+    """What not to index: hidden folders and files, ``.gitignore``d paths, ``exclude``
+    globs (gitignore syntax, relative to each corpus root), files over ``max_bytes``."""
+
+    exclude: tuple[str, ...] = ()
+    max_bytes: int = DEFAULT_MAX_BYTES
+    gitignore: bool = True
+
+    def key(self) -> str:
+        return json.dumps([list(self.exclude), self.max_bytes, self.gitignore])
+
+
+def _spec(lines: Iterable[str]):
+    import pathspec  # only when there is something to match
+
+    return pathspec.GitIgnoreSpec.from_lines(list(lines))
+
+
+def _ignored(specs: list[tuple[str, object]], rel: str) -> bool:
+    """git's rule: the deepest .gitignore that has an opinion decides."""
+    for base, spec in reversed(specs):
+        if base and not (rel + "/").startswith(base + "/"):
             continue
-        yield path
+        sub = rel[len(base) + 1 :] if base else rel
+        result = spec.check_file(sub).include  # type: ignore[attr-defined]
+        if result is not None:
+            return bool(result)
+    return False
+
+
+def _walk(root: Path, rules: ScanRules, problems: list[Problem]) -> Iterable[os.DirEntry]:
+    """Files under ``root`` in sorted order, minus hidden, skipped and ignored paths."""
+    specs: list[tuple[str, object]] = []
+    if rules.exclude:
+        specs.append(("", _spec(rules.exclude)))
+    stack: list[tuple[str, int]] = [("", len(specs))]  # (relative dir, specs in force)
+    while stack:
+        rel_dir, depth = stack.pop()
+        del specs[depth:]
+        folder = root / rel_dir if rel_dir else root
+        try:
+            with os.scandir(folder) as it:
+                children = sorted(it, key=lambda d: d.name)
+        except OSError as exc:
+            problems.append(Problem(str(folder), None, f"cannot list: {exc.strerror or exc}"))
+            continue
+        if rules.gitignore and any(c.name == ".gitignore" for c in children):
+            try:
+                lines = (folder / ".gitignore").read_text(encoding="utf-8", errors="replace")
+                specs.append((rel_dir, _spec(lines.splitlines())))
+            except OSError:
+                pass
+        subdirs: list[str] = []
+        for child in children:
+            if child.name.startswith("."):
+                continue
+            rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
+            try:
+                is_dir = child.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_dir:
+                if child.name in SKIP_DIRS or _ignored(specs, rel + "/"):
+                    continue
+                subdirs.append(rel)
+            elif not _ignored(specs, rel):
+                yield child
+        # depth-first in sorted order: push in reverse
+        for rel in reversed(subdirs):
+            stack.append((rel, len(specs)))
+
+
+def scan(roots: Iterable[tuple[Path, str]], rules: ScanRules | None = None) -> Scan:
+    """Note files (with stat), glossary files and problems under the given roots.
+
+    ``roots``: (path, label) pairs; the label prefixes display names ("" for the bundled
+    corpus). A root may be a single file. Symbolic links to folders are not followed (no
+    loops); a linked file is read like any other."""
+    rules = rules or ScanRules()
+    out = Scan()
+    seen: set[Path] = set()
+    for order, (root, label) in enumerate(roots):
+        root = root.expanduser()
+        if not root.exists():
+            out.problems.append(Problem(str(root), None, "corpus path does not exist, skipped"))
+            continue
+        root = root.resolve()
+        if root.is_file():
+            candidates: Iterable = [root]
+            base = root.parent
+        else:
+            candidates = _walk(root, rules, out.problems)
+            base = root
+        for item in candidates:
+            path = Path(item.path) if isinstance(item, os.DirEntry) else item
+            try:
+                st = item.stat() if isinstance(item, os.DirEntry) else path.stat()
+            except OSError:
+                continue
+            if not S_ISREG(st.st_mode):
+                continue  # FIFOs, sockets, devices: never read
+            key = path.resolve()
+            if key in seen:
+                continue
+            seen.add(key)
+            rel = path.relative_to(base).as_posix()
+            if path.name in GLOSSARY_NAMES:
+                out.glossaries.append(path)
+                continue
+            if path.suffix.lower() not in NOTE_SUFFIXES or path.name in SKIP_FILES:
+                continue
+            if st.st_size > rules.max_bytes:
+                out.problems.append(
+                    Problem(
+                        str(path),
+                        None,
+                        f"{st.st_size / 1e6:.1f} MB, over the {rules.max_bytes / 1e6:g} MB "
+                        "size cap: skipped (raise `maxFileMB` to index it)",
+                    )
+                )
+                continue
+            display = f"{label}/{rel}" if label else rel
+            out.notes.append(
+                NoteFile(path, display, f"{order:04d}/{display}", st.st_size, st.st_mtime_ns)
+            )
+    return out
 
 
 def discover(
-    roots: Iterable[tuple[Path, str]],
+    roots: Iterable[tuple[Path, str]], rules: ScanRules | None = None
 ) -> tuple[list[tuple[Path, str]], list[Path], list[Problem]]:
-    """(note files with display names, glossary files, problems) under the given roots.
+    """(note files with display names, glossary files, problems) under the given roots."""
+    found = scan(roots, rules)
+    return [(n.path, n.display) for n in found.notes], found.glossaries, found.problems
 
-    ``roots``: (path, label) pairs; the label prefixes display names ("" for the bundled
-    corpus). A root may be a single file.
-    """
-    notes: list[tuple[Path, str]] = []
-    glossaries: list[Path] = []
-    problems: list[Problem] = []
-    seen: set[Path] = set()
-    for root, label in roots:
-        root = root.expanduser()
-        if not root.exists():
-            problems.append(Problem(str(root), None, "corpus path does not exist, skipped"))
-            continue
-        root = root.resolve()
-        candidates = [root] if root.is_file() else list(_walk(root))
-        base = root.parent if root.is_file() else root
-        for path in candidates:
-            if not path.is_file() or path in seen:
-                continue
-            seen.add(path)
-            rel = path.relative_to(base).as_posix()
-            if path.name in GLOSSARY_NAMES:
-                glossaries.append(path)
-            elif path.suffix.lower() in NOTE_SUFFIXES and path.name not in SKIP_FILES:
-                notes.append((path, f"{label}/{rel}" if label else rel))
-    return notes, glossaries, problems
+
+def read_note(path: Path) -> tuple[bytes | None, str | None, Problem | None]:
+    """(bytes, text, problem) of one note file: unreadable, binary or undecodable files
+    give a problem naming the file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, None, Problem(str(path), None, f"cannot read: {exc.strerror or exc}")
+    text, problem = decode(data, path)
+    if problem is not None or text is None:
+        return data, None, problem or Problem(str(path), None, "unreadable")
+    return data, text, None
 
 
 def load_notes(
@@ -117,13 +249,8 @@ def load_notes(
     files: list[SourceFile] = []
     problems: list[Problem] = []
     for path, display in notes:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            problems.append(Problem(str(path), None, f"cannot read: {exc.strerror or exc}"))
-            continue
-        text, problem = decode(data, path)
-        if problem is not None or text is None:
+        data, text, problem = read_note(path)
+        if problem is not None or text is None or data is None:
             problems.append(problem or Problem(str(path), None, "unreadable"))
             continue
         try:

@@ -38,6 +38,8 @@ def search(ls: LlmrefServer, args: Any) -> list[dict] | dict:
     if ref is None:
         return {"error": "the corpus is still loading", "loading": True}
     result = ref.search(query, limit=min(limit, 100))
+    if result.degraded:
+        ls.loader.repair()
     out = []
     for r in result.results:
         data = result_json(r.entry, r.score)

@@ -118,12 +118,16 @@ def _code_snippets(
 ) -> list[types.CompletionItem]:
     """In code: corpus code blocks whose name, or whose question's concepts, match the prefix."""
     ref = ls.ref
-    if ref is None or not ref.snippets:
+    if ref is None or ls.finder is None:
         return []
     key = term_key(typed)
+    rows, _cut = ls.finder.complete(typed, limit=20)
+    concepts = list(dict.fromkeys(cid for _form, cid, _kind in rows))
     out: list[types.CompletionItem] = []
-    for snippet in ref.snippets:
-        entry = ref.entries.get(snippet.entry_id)
+    snippets = ref.snippets_for(key, concepts)
+    entries = ref.store.entries([s.entry_id for s in snippets])
+    for snippet in snippets:
+        entry = entries.get(snippet.entry_id)
         if entry is None:
             continue
         names = [snippet.name] + [

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +18,11 @@ from pygls.lsp.server import LanguageServer
 
 from .. import __version__
 from ..cards import CardInput, render_card, to_plain
-from ..config import Settings, glossary_paths, load_settings
-from ..corpus.loader import discover
+from ..config import Settings, load_settings
 from ..glossary import Glossary
 from ..terms import TermFinder
 from . import commands, completion, definition, hover, symbols
+from .loading import Loader
 from .options import Options, parse_options
 
 if TYPE_CHECKING:
@@ -32,8 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llmref.lsp")
 
-POLL_SECONDS = 2.0  # user corpus folders are checked this often (besides watched-files events)
-RELOAD_DELAY = 0.3  # debounce: a burst of file changes makes one reload
 
 
 class EditorLogHandler(logging.Handler):
@@ -76,11 +72,7 @@ class LlmrefServer(LanguageServer):
         self.ref: Reference | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._cards: dict[tuple[str, str, int], str] = {}
-        self._reload_lock = threading.Lock()
-        self._reload_timer: threading.Timer | None = None
-        self._loaded = threading.Event()
-        self._stop = threading.Event()
-        self._snapshot: dict[str, float] = {}
+        self.loader = Loader(self)
         self.markup_kind = types.MarkupKind.Markdown
         self._init_raw: dict = {}
 
@@ -128,102 +120,21 @@ class LlmrefServer(LanguageServer):
         return reload
 
     def load_glossary(self) -> None:
-        """The glossary, synchronously (~0.15 s): hovers work before the index is ready."""
-        settings = self.settings()
-        _notes, glossary_files, _problems = discover(settings.roots())
-        self.glossary = Glossary.load(glossary_paths(glossary_files))
-        self.finder = TermFinder(self.glossary)
+        self.loader.load_glossary()
 
     def start_loading(self, *, rebuild: bool = False) -> None:
-        threading.Thread(
-            target=self._load, kwargs={"rebuild": rebuild}, name="llmref-load", daemon=True
-        ).start()
-
-    def _load(self, rebuild: bool = False) -> None:
-        with self._reload_lock:
-            token = f"llmref-index-{uuid.uuid4().hex[:8]}"
-            progress = _Progress(self, token)
-            started = time.perf_counter()
-            try:
-                from ..lookup import Reference  # Whoosh loads here, off the start-up path
-
-                ref = Reference.open(
-                    self.settings(),
-                    rebuild=rebuild,
-                    progress=progress.report,
-                    glossary=self.glossary,
-                )
-            except Exception as exc:
-                log.exception("loading the corpus failed")
-                progress.end(f"failed: {exc}")
-                self._loaded.set()
-                return
-            old, self.ref = self.ref, ref
-            if ref.glossary is not self.glossary:  # the same object when it was reused
-                self.glossary, self.finder = ref.glossary, TermFinder(ref.glossary)
-            self._cards.clear()
-            self._snapshot = self._corpus_snapshot()
-            self._loaded.set()
-            state = "built" if ref.built else "loaded"
-            log.info(
-                "%s index: %d entries, %d concepts in %.2fs (%s)",
-                state, len(ref), len(ref.glossary), time.perf_counter() - started, ref.index.path,
-            )  # fmt: skip
-            for problem in ref.problems:
-                log.warning("%s", problem)
-            progress.end(f"{len(ref)} entries")
-            if old is not None:
-                # requests already running may still read the old index: close it later
-                timer = threading.Timer(30.0, old.close)
-                timer.daemon = True
-                timer.start()
-
-    def schedule_reload(self, *, rebuild: bool = False) -> None:
-        """Reload the corpus soon (debounced)."""
-        if self._reload_timer is not None:
-            self._reload_timer.cancel()
-        self._reload_timer = threading.Timer(
-            RELOAD_DELAY, self.start_loading, kwargs={"rebuild": rebuild}
-        )
-        self._reload_timer.daemon = True
-        self._reload_timer.start()
-
-    # --- watching user corpus folders ------------------------------------------------------------
-
-    def _corpus_snapshot(self) -> dict[str, float]:
-        """mtime/size of every file in the user's corpus folders (the bundled one is static)."""
-        snap: dict[str, float] = {}
-        settings = self.settings()
-        roots = [(p, p.name) for p in settings.corpora]
-        notes, glossaries, _ = discover(roots)
-        for path in [p for p, _ in notes] + glossaries:
-            try:
-                st = path.stat()
-                snap[str(path)] = st.st_mtime_ns + st.st_size
-            except OSError:
-                continue
-        return snap
-
-    def start_watching(self) -> None:
-        threading.Thread(target=self._poll, name="llmref-watch", daemon=True).start()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
-            if not self._loaded.is_set() or not self.settings().corpora:
-                continue
-            try:
-                snap = self._corpus_snapshot()
-            except Exception:  # pragma: no cover - a folder vanishing mid-walk
-                continue
-            if snap != self._snapshot:
-                self._snapshot = snap
-                log.info("corpus files changed; re-indexing")
-                self.schedule_reload()
+        self.loader.start(rebuild=rebuild)
 
     def shutdown_llmref(self) -> None:
-        self._stop.set()
-        if self.ref is not None:
-            self.ref.close()
+        self.loader.stop()
+
+    def show_message(self, kind: types.MessageType, message: str) -> None:
+        self.notify_soon(
+            lambda: self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+        )
+
+    def clear_cards(self) -> None:
+        self._cards.clear()
 
     # --- cards -------------------------------------------------------------------------------------
 
@@ -251,63 +162,6 @@ class LlmrefServer(LanguageServer):
         if ref is not None:
             self._cards[key] = text
         return text
-
-
-class _Progress:
-    """$/progress for one load, created on the client if it supports it."""
-
-    def __init__(self, server: LlmrefServer, token: str) -> None:
-        self.server = server
-        self.token = token
-        self.enabled = _supports_progress(server)
-        self.last = 0.0
-        if self.enabled:
-            server.notify_soon(lambda: self._create())
-
-    def _create(self) -> None:
-        def begin(*_args) -> None:
-            self.server.work_done_progress.begin(
-                self.token,
-                types.WorkDoneProgressBegin(
-                    title="llmref", message="loading the corpus", percentage=0
-                ),
-            )
-
-        try:
-            self.server.work_done_progress.create(self.token, begin)
-        except Exception:  # a client that refuses: no progress, no harm
-            self.enabled = False
-
-    def report(self, done: int, total: int) -> None:
-        if not self.enabled or time.monotonic() - self.last < 0.1:
-            return
-        self.last = time.monotonic()
-        value = types.WorkDoneProgressReport(
-            message=f"indexing {done}/{total}", percentage=int(100 * done / max(total, 1))
-        )
-        self.server.notify_soon(
-            lambda: self._send(lambda: self.server.work_done_progress.report(self.token, value))
-        )
-
-    def end(self, message: str) -> None:
-        if not self.enabled:
-            return
-        value = types.WorkDoneProgressEnd(message=message)
-        self.server.notify_soon(
-            lambda: self._send(lambda: self.server.work_done_progress.end(self.token, value))
-        )
-
-    def _send(self, send) -> None:
-        if self.token in self.server.work_done_progress.tokens:
-            send()
-
-
-def _supports_progress(server: LlmrefServer) -> bool:
-    try:
-        caps = server.client_capabilities
-        return bool(caps.window and caps.window.work_done_progress)
-    except Exception:
-        return False
 
 
 def _safely(feature: str):
@@ -348,8 +202,8 @@ def create_server(cli_corpora: list[str] | None = None) -> LlmrefServer:
 
     @server.feature(types.INITIALIZED)
     def on_initialized(ls: LlmrefServer, params: types.InitializedParams) -> None:
-        ls.start_loading()
-        ls.start_watching()
+        ls.loader.start()
+        ls.loader.watch()
         _register_watchers(ls)
 
     @server.feature(types.SHUTDOWN)
@@ -404,7 +258,7 @@ def create_server(cli_corpora: list[str] | None = None) -> LlmrefServer:
 
     @server.command(commands.REINDEX)
     def cmd_reindex(ls: LlmrefServer, *args: Any) -> Any:
-        ls.start_loading(rebuild=True)
+        ls.loader.start(rebuild=True)
         return {"started": True}
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -428,16 +282,13 @@ def create_server(cli_corpora: list[str] | None = None) -> LlmrefServer:
         if ls.apply_options(raw, source="settings"):
             log.info("corpus folders changed; reloading")
             ls.load_glossary()
-            ls.schedule_reload()
+            ls.loader.schedule(full=True)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def on_watched(ls: LlmrefServer, params: types.DidChangeWatchedFilesParams) -> None:
-        roots = [Path(p).expanduser().resolve() for p in ls.settings().corpora]
         for change in params.changes:
-            path = Path(_uri_to_path(change.uri))
-            if any(path == r or r in path.parents for r in roots):
-                log.info("%s changed; re-indexing", path)
-                ls.schedule_reload()
+            if ls.loader.in_corpus(Path(_uri_to_path(change.uri))):
+                ls.loader.schedule()
                 return
 
     return server

@@ -22,7 +22,10 @@ def workspace_symbols(
     if ref is None or not query:
         return []
     out: list[types.SymbolInformation] = []
-    for result in ref.search(query, limit=LIMIT).results:
+    found = ref.search(query, limit=LIMIT)
+    if found.degraded:
+        ls.loader.repair()
+    for result in found.results:
         entry = result.entry
         names = [ref.glossary.get(c) for c in entry.question_concepts[:3]]
         container = entry.source + (

@@ -1,0 +1,681 @@
+"""Building and updating the index: full builds and incremental syncs.
+
+One corpus configuration (roots, exclusions, glossary, versions) has one *slot* in the cache:
+
+    ix-<name>/        name = HMAC(install key, configuration): unguessable, per install
+      write.lock      held by whoever builds or syncs: one writer at a time, across processes
+      read.lock       shared while a reader opens a generation, exclusive while a sync commits
+      current         the name of the generation in use (replaced atomically)
+      g-<random>/     a generation: whoosh/ (full text) and state.sqlite (entries, files, …)
+
+A full build makes a new generation beside the one in use (which keeps serving, in this and
+other processes) and swaps ``current`` when it is complete; a build killed at any point
+leaves only a folder the next writer removes. A sync updates the current generation in
+place: only the files whose contents changed are parsed, and their entries replace the old
+ones in Whoosh and in the store (duplicate groups are recomputed only where they were
+touched). Big builds parse and index in worker processes (started fresh, never forked from
+this possibly threaded process), each writing its own Whoosh segment.
+Core: no pygls, no lsprotocol.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import cache, normalize
+from .corpus import group as grouping
+from .corpus.entry import Entry
+from .corpus.loader import NoteFile, Problem, Scan, ScanRules, read_note, scan
+from .corpus.parse import slugify
+from .glossary import Glossary
+from .index import SCHEMA_VERSION, SearchIndex, document
+from .locks import FileLock
+from .ranking import about_key, names_text, tag_entry
+from .snippets import extract as extract_snippets
+from .store import STORE, Store, entry_json, sort_key
+
+log = logging.getLogger("llmref.build")
+
+PIPELINE_VERSION = "3"  # parse/tag/group behaviour: part of the slot key
+WHOOSH = "whoosh"
+PARALLEL_BYTES = 3_000_000  # corpora above this are parsed and indexed by worker processes
+FULL_REBUILD_SHARE = 0.25  # a sync touching more of the files than this rebuilds instead
+EXACT_STATS_DOCS = 20_000  # below this, every sync merges the index into one segment
+
+Progress = Callable[[int, int], None]
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    """What one index depends on."""
+
+    roots: list[tuple[Path, str]]
+    rules: ScanRules = field(default_factory=ScanRules)
+    glossary_paths: list[Path] = field(default_factory=list)
+    glossary_digests: list[tuple[str, str]] = field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        h.update(
+            f"schema={SCHEMA_VERSION};analyzer={normalize.ANALYZER_VERSION};"
+            f"pipeline={PIPELINE_VERSION};segmenter={normalize.segmenter_version()};"
+            f"rules={self.rules.key()}\n".encode()
+        )
+        for path, label in self.roots:
+            h.update(f"root\0{Path(path).expanduser().resolve()}\0{label}\n".encode())
+        for name, digest in self.glossary_digests:
+            h.update(f"glossary\0{name}\0{digest}\n".encode())
+        return h.hexdigest()
+
+
+# --- one file ---------------------------------------------------------------------------------
+
+
+@dataclass
+class FileResult:
+    """One note file parsed and tagged (what a worker sends back)."""
+
+    path: str
+    display: str
+    sort: str
+    size: int
+    mtime_ns: int
+    digest: str
+    entries: list[Entry]
+    problems: list[list] = field(default_factory=list)  # [line, message]
+
+
+def process(note: NoteFile, glossary: Glossary, slug: str | None = None) -> FileResult:
+    """Read, parse and tag one note (a broken file gives a result with a problem)."""
+    from .corpus.parse import parse_markdown  # markdown-it only when notes are parsed
+
+    data, text, problem = read_note(note.path)
+    digest = hashlib.sha256(data).hexdigest() if data is not None else "unreadable"
+    result = FileResult(
+        str(note.path), note.display, note.sort, note.size, note.mtime_ns, digest, []
+    )
+    if problem is not None or text is None:
+        p = problem or Problem(str(note.path), None, "unreadable")
+        result.problems.append([p.line, p.message])
+        return result
+    found: list = []
+    try:
+        if _parser_reports_problems():
+            entries = parse_markdown(text, note.display, str(note.path), problems=found)  # type: ignore[call-arg]
+        else:
+            entries = parse_markdown(text, note.display, str(note.path))
+    except Exception as exc:  # a parser bug must not lose the other files
+        log.exception("parsing %s failed", note.path)
+        result.problems.append([None, f"could not parse: {exc}"])
+        return result
+    for p in found:
+        result.problems.append([getattr(p, "line", None), getattr(p, "message", str(p))])
+    own = slugify(note.display.rsplit(".", 1)[0])
+    for entry in entries:
+        if slug is not None and slug != own and entry.id.startswith(own + ":"):
+            entry.id = slug + entry.id[len(own) :]
+        tag_entry(entry, glossary)
+    result.entries = entries
+    return result
+
+
+@functools.cache
+def _parser_reports_problems() -> bool:
+    from .corpus.parse import parse_markdown
+
+    return "problems" in inspect.signature(parse_markdown).parameters
+
+
+def unique_slugs(notes: Sequence[NoteFile]) -> dict[str, str]:
+    """Display path -> id prefix, made unique where two paths slugify alike."""
+    out: dict[str, str] = {}
+    used: dict[str, int] = {}
+    for note in notes:
+        slug = slugify(note.display.rsplit(".", 1)[0])
+        n = used.get(slug, 0)
+        used[slug] = n + 1
+        out[note.display] = slug if n == 0 else f"{slug}-{n + 1}"
+    return out
+
+
+def latin_words(entry: Entry) -> set[str]:
+    """The Latin words of an entry, as the analyzer writes them (did-you-mean vocabulary)."""
+    words: set[str] = set()
+    for text in (entry.question, entry.detail, entry.answer):
+        for m in normalize.LATIN_RUN.finditer(text):
+            parts = [normalize.singular(p) for p in normalize.split_identifier(m.group())]
+            words.update(p for p in parts if len(p) > 2 and p.isascii())
+            if len(parts) > 1:
+                cat = normalize.singular("".join(parts))
+                if cat.isascii():
+                    words.add(cat)
+    return words
+
+
+# --- the store side of one file ---------------------------------------------------------------
+
+
+def _sig_json(sig: grouping.Signature) -> str:
+    return json.dumps([sig.key, sorted(sig.aspects), sorted(sig.concepts)], ensure_ascii=False)
+
+
+def _sig_from(text: str) -> grouping.Signature:
+    key, aspects, concepts = json.loads(text)
+    return grouping.Signature(key, frozenset(aspects), frozenset(concepts))
+
+
+class _Vocab:
+    """Word -> entry-count changes, flushed to the store once per batch."""
+
+    def __init__(self) -> None:
+        self.delta: dict[str, int] = {}
+
+    def add(self, words: Iterable[str], n: int) -> None:
+        for w in words:
+            self.delta[w] = self.delta.get(w, 0) + n
+
+    def flush(self, db) -> None:
+        for word, n in self.delta.items():
+            if n > 0:
+                db.execute(
+                    "INSERT INTO vocab VALUES (?, ?) ON CONFLICT(word) DO UPDATE SET df = df + ?",
+                    (word, n, n),
+                )
+            elif n < 0:
+                db.execute("UPDATE vocab SET df = df + ? WHERE word = ?", (n, word))
+        db.execute("DELETE FROM vocab WHERE df <= 0")
+        self.delta.clear()
+
+
+def _insert_file(db, fr: FileResult, vocab: _Vocab) -> list[tuple[int, Entry, grouping.Signature]]:
+    """Write one file's rows (entries, concepts, snippets; not groups): (rowid, entry, sig)."""
+    cur = db.execute(
+        "INSERT INTO files (path, display, sort, mtime_ns, size, digest, problems) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (fr.path, fr.display, fr.sort, fr.mtime_ns, fr.size, fr.digest, json.dumps(fr.problems)),
+    )
+    file_id = cur.lastrowid
+    out: list[tuple[int, Entry, grouping.Signature]] = []
+    for ord_, entry in enumerate(fr.entries):
+        sig = grouping.signature(entry.question, entry.question_concepts)
+        cur = db.execute(
+            "INSERT INTO entries (id, file, ord, grp, sig, ngrams, data) VALUES (?, ?, ?, NULL, ?, ?, ?)",
+            (entry.id, file_id, ord_, _sig_json(sig), len(grouping.grams(sig)), entry_json(entry)),
+        )
+        rowid = cur.lastrowid
+        for concept in entry.concepts:
+            key = sort_key(*about_key(entry, concept), fr.sort, ord_)
+            db.execute("INSERT OR IGNORE INTO about VALUES (?, ?, ?)", (concept, key, rowid))
+        for snippet in extract_snippets(entry):
+            db.execute(
+                "INSERT INTO snippets (entry, name, key, code, language) VALUES (?, ?, ?, ?, ?)",
+                (rowid, snippet.name, _key(snippet.name), snippet.code, snippet.language),
+            )
+        vocab.add(latin_words(entry), 1)
+        out.append((rowid, entry, sig))
+    return out
+
+
+def _key(text: str) -> str:
+    from .glossary import term_key
+
+    return term_key(text)
+
+
+def _delete_file(db, path: str, vocab: _Vocab) -> set[str]:
+    """Remove one file's rows; returns the duplicate groups its entries were in."""
+    row = db.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
+    if row is None:
+        return set()
+    file_id = row[0]
+    groups: set[str] = set()
+    for rowid, grp, data in db.execute(
+        "SELECT rowid, grp, data FROM entries WHERE file=?", (file_id,)
+    ).fetchall():
+        if grp is not None:
+            groups.add(grp)
+        vocab.add(latin_words(Entry.from_dict(json.loads(data))), -1)
+        db.execute("DELETE FROM about WHERE entry=?", (rowid,))
+        db.execute("DELETE FROM grams WHERE entry=?", (rowid,))
+        db.execute("DELETE FROM snippets WHERE entry=?", (rowid,))
+    db.execute("DELETE FROM entries WHERE file=?", (file_id,))
+    db.execute("DELETE FROM files WHERE id=?", (file_id,))
+    return groups
+
+
+def _unique_ids(db, results: Sequence[FileResult]) -> None:
+    """Entry ids already used by another file get a suffix (two paths that slugify alike)."""
+    for fr in results:
+        for entry in fr.entries:
+            row = db.execute(
+                "SELECT f.path FROM entries e JOIN files f ON f.id = e.file WHERE e.id=?",
+                (entry.id,),
+            ).fetchone()
+            if row is not None and row[0] != fr.path:
+                entry.id = f"{entry.id}~{hashlib.sha1(fr.path.encode()).hexdigest()[:4]}"
+
+
+# --- duplicate groups -------------------------------------------------------------------------
+
+
+class _Ranks:
+    """The fixed global order of grams (their entry counts at the last full build)."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+        self.cache: dict[str, int] = {}
+
+    def __call__(self, gram: str) -> int:
+        df = self.cache.get(gram)
+        if df is None:
+            row = self.db.execute("SELECT df FROM gram_rank WHERE gram=?", (gram,)).fetchone()
+            df = self.cache[gram] = row[0] if row else 0
+        return df
+
+
+def _group_key(ids: Iterable[str]) -> str:
+    return min(ids)
+
+
+def _regroup(db, affected: set[int]) -> None:
+    """Recompute the duplicate groups of the ``affected`` entries (new ones, and the rest of
+    groups that lost members): their candidates come from the probe-gram table, and intact
+    groups they join come along whole."""
+    if not affected:
+        return
+    ranks = _Ranks(db)
+    sigs: dict[int, grouping.Signature] = {}
+    info: dict[int, tuple[str, str | None]] = {}  # rowid -> (id, grp)
+
+    def load(rowids: Iterable[int]) -> None:
+        need = [r for r in rowids if r not in sigs]
+        for start in range(0, len(need), 500):
+            chunk = need[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for rowid, ident, grp, sig in db.execute(
+                f"SELECT rowid, id, grp, sig FROM entries WHERE rowid IN ({marks})", chunk
+            ):
+                sigs[rowid] = _sig_from(sig)
+                info[rowid] = (ident, grp)
+
+    load(affected)
+    parent: dict[object, object] = {}
+
+    def find(x: object) -> object:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]  # type: ignore[index]
+            x = parent[x]
+        return x
+
+    def union(a: object, b: object) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[ra] = rb
+
+    for x in sorted(affected):
+        if x not in sigs:
+            continue
+        find(x)
+        probes = grouping.probe_grams(sigs[x], ranks)
+        if not probes:
+            continue
+        marks = ",".join("?" * len(probes))
+        candidates = [
+            r[0]
+            for r in db.execute(
+                f"SELECT DISTINCT entry FROM grams WHERE gram IN ({marks})", probes
+            ).fetchall()
+            if r[0] != x
+        ]
+        load(candidates)
+        for y in candidates:
+            if y in sigs and grouping.same_question(sigs[x], sigs[y]):
+                grp = info[y][1]
+                union(x, ("g", grp) if y not in affected and grp is not None else y)
+    # members of every group a component took in whole
+    components: dict[object, list[str]] = {}
+    for node in list(parent):
+        root = find(node)
+        if isinstance(node, tuple):
+            ids = [r[0] for r in db.execute("SELECT id FROM entries WHERE grp=?", (node[1],))]
+        else:
+            ids = [info[node][0]]  # type: ignore[index]
+        components.setdefault(root, []).extend(ids)
+    for ids in components.values():
+        key = _group_key(ids) if len(ids) > 1 else None
+        marks = ",".join("?" * len(ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            db.execute(f"UPDATE entries SET grp=? WHERE id IN ({marks})", (key, *chunk))
+
+
+def _group_all(db, rows: Sequence[tuple[int, str, grouping.Signature]], progress=None) -> None:
+    """Full build: groups, the gram order, and every entry's probe grams."""
+    labels = grouping.group_labels([sig for _r, _i, sig in rows])
+    members: dict[int, list[str]] = {}
+    for (_rowid, ident, _sig), label in zip(rows, labels, strict=True):
+        members.setdefault(label, []).append(ident)
+    for ids in members.values():
+        if len(ids) > 1:
+            key = _group_key(ids)
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                db.execute(f"UPDATE entries SET grp=? WHERE id IN ({marks})", (key, *chunk))
+    df: dict[str, int] = {}
+    for _r, _i, sig in rows:
+        for g in grouping.grams(sig):
+            df[g] = df.get(g, 0) + 1
+    db.executemany("INSERT INTO gram_rank VALUES (?, ?)", df.items())
+    rank = df.get
+    db.executemany(
+        "INSERT OR IGNORE INTO grams VALUES (?, ?)",
+        (
+            (g, rowid)
+            for rowid, _i, sig in rows
+            for g in grouping.probe_grams(sig, lambda g: rank(g, 0))
+        ),
+    )
+
+
+def _add_probe_grams(db, rows: Sequence[tuple[int, Entry, grouping.Signature]]) -> None:
+    ranks = _Ranks(db)
+    db.executemany(
+        "INSERT OR IGNORE INTO grams VALUES (?, ?)",
+        ((g, rowid) for rowid, _e, sig in rows for g in grouping.probe_grams(sig, ranks)),
+    )
+
+
+# --- slots and generations ----------------------------------------------------------------------
+
+
+class Slot:
+    """One configuration's folder in the cache (see the module docstring)."""
+
+    def __init__(self, root: Path, fingerprint: str, key: bytes) -> None:
+        self.key = key
+        self.fingerprint = fingerprint
+        self.path = root / f"ix-{cache.sign(key, fingerprint.encode())[:24]}"
+        cache.private_dir(self.path)
+        self.write_lock = FileLock(self.path / "write.lock")
+        self.read_lock_path = self.path / "read.lock"
+
+    def current(self) -> Path | None:
+        try:
+            name = (self.path / "current").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        if not name.startswith("g-") or "/" in name or "\\" in name:
+            return None
+        gen = self.path / name
+        return gen if gen.is_dir() else None
+
+    def publish(self, gen: Path) -> None:
+        tmp = self.path / f"current.{uuid.uuid4().hex[:8]}"
+        tmp.write_text(gen.name, encoding="utf-8")
+        os.replace(tmp, self.path / "current")
+
+    def new_generation(self) -> Path:
+        gen = self.path / f"b-{uuid.uuid4().hex[:12]}"
+        gen.mkdir(mode=0o700)
+        return gen
+
+    def clean(self, keep: Sequence[Path]) -> None:
+        """Remove unfinished builds and superseded generations (under the write lock)."""
+        keep_names = {p.name for p in keep if p is not None}
+        for child in self.path.iterdir():
+            if child.is_dir() and child.name[:2] in ("b-", "g-") and child.name not in keep_names:
+                shutil.rmtree(child, ignore_errors=True)
+
+
+# --- building -----------------------------------------------------------------------------------
+
+
+@dataclass
+class BuildReport:
+    entries: int = 0
+    files: int = 0
+    seconds: float = 0.0
+    workers: int = 0
+    changed: int = 0  # syncs: files re-read
+    removed: int = 0
+
+
+def _open_store_and_index(gen: Path, key: bytes) -> tuple[Store, SearchIndex]:
+    cache.check_tree(gen)
+    index = SearchIndex.open(gen / WHOOSH, key)
+    try:
+        store = Store(gen / STORE)
+    except Exception:
+        index.close()
+        raise
+    return store, index
+
+
+def full_build(
+    slot: Slot,
+    config: Config,
+    glossary: Glossary,
+    found: Scan,
+    *,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> tuple[Path, BuildReport]:
+    """Build a new generation of the whole corpus and publish it (caller holds the write
+    lock). Returns the generation's folder."""
+    started = time.perf_counter()
+    report = BuildReport(files=len(found.notes))
+    gen = slot.new_generation()
+    try:
+        index = SearchIndex.create(gen / WHOOSH)
+        store = Store(gen / STORE, create=True)
+        total = sum(n.size for n in found.notes) or 1
+        done = 0
+        slugs = unique_slugs(found.notes)
+        if workers is None:
+            workers = min(os.cpu_count() or 1, 4) if total >= PARALLEL_BYTES else 1
+        workers = max(1, min(workers, len(found.notes) or 1))
+        report.workers = workers if workers > 1 else 0
+        rows: list[tuple[int, str, grouping.Signature]] = []
+        vocab = _Vocab()
+
+        def take(db, fr: FileResult) -> None:
+            nonlocal done
+            for rowid, entry, sig in _insert_file(db, fr, vocab):
+                rows.append((rowid, entry.id, sig))
+            done += fr.size
+            if progress is not None:
+                progress(done, total)
+
+        if workers > 1:
+            from .workers import parallel_index
+
+            with store.tx() as db:
+                segments = parallel_index(
+                    gen / WHOOSH, config, found.notes, slugs, workers, lambda fr: take(db, fr)
+                )
+                _commit_segments(index, segments)
+                _group_all(db, rows)
+                vocab.flush(db)
+        else:
+            writer = index.writer(limitmb=256)
+            try:
+                with store.tx() as db:
+                    for note in found.notes:
+                        fr = process(note, glossary, slugs.get(note.display))
+                        for entry in fr.entries:
+                            writer.add_document(**document(entry, names_text(entry, glossary)))
+                        take(db, fr)
+                    _group_all(db, rows)
+                    vocab.flush(db)
+                writer.commit()
+            except BaseException:
+                writer.cancel()
+                raise
+        with store.tx() as db:
+            store.set_meta(db, "fingerprint", config.fingerprint())
+            store.set_meta(db, "built", str(time.time()))
+        report.entries = len(rows)
+        store.close()
+        index.sign(slot.key)
+        index.close()
+        final = slot.path / ("g-" + gen.name[2:])
+        os.replace(gen, final)
+        slot.publish(final)
+    except BaseException:
+        shutil.rmtree(gen, ignore_errors=True)
+        raise
+    report.seconds = time.perf_counter() - started
+    return final, report
+
+
+def _commit_segments(index: SearchIndex, segments: list) -> None:
+    """Add segments written by worker processes to the index, without merging them."""
+    from whoosh.writing import SegmentWriter
+
+    writer = SegmentWriter(index._ix)  # takes Whoosh's own lock
+    try:
+        writer._close_segment()
+        writer._commit_toc(segments)
+        writer._finish()
+    except BaseException:
+        writer.cancel()
+        raise
+
+
+def sync(
+    slot: Slot,
+    gen: Path,
+    config: Config,
+    glossary: Glossary,
+    found: Scan,
+    store: Store,
+    index: SearchIndex,
+) -> BuildReport | None:
+    """Bring generation ``gen`` up to date with the files (caller holds the write lock).
+    Returns None when nothing changed."""
+    started = time.perf_counter()
+    known = store.files()
+    current = {str(n.path): n for n in found.notes}
+    removed = [p for p in known if p not in current]
+    changed: list[NoteFile] = []
+    restat: list[tuple[NoteFile, int]] = []
+    for path, note in current.items():
+        row = known.get(path)
+        if row is None:
+            changed.append(note)
+        elif (row.mtime_ns, row.size, row.display, row.sort) != (
+            note.mtime_ns,
+            note.size,
+            note.display,
+            note.sort,
+        ):
+            if row.size == note.size and (row.display, row.sort) == (note.display, note.sort):
+                try:
+                    same = hashlib.sha256(note.path.read_bytes()).hexdigest() == row.digest
+                except OSError:
+                    same = False
+                if same:  # touched, not changed
+                    restat.append((note, row.id))
+                    continue
+            changed.append(note)
+    if not changed and not removed and not restat:
+        return None
+    if restat and not changed and not removed:
+        with store.tx() as db:
+            db.executemany(
+                "UPDATE files SET mtime_ns=? WHERE id=?", [(n.mtime_ns, i) for n, i in restat]
+            )
+        return None
+    slugs = unique_slugs(found.notes)
+    results = [process(n, glossary, slugs.get(n.display)) for n in changed]
+    read_lock = FileLock(slot.read_lock_path)
+    read_lock.acquire(exclusive=True)
+    try:
+        writer = index.writer(limitmb=64)
+        try:
+            for path in [*removed, *(str(n.path) for n in changed)]:
+                writer.delete_by_term("file", path)
+            with store.tx() as db:
+                _unique_ids(db, results)
+                vocab = _Vocab()
+                touched: set[str] = set()
+                for path in [*removed, *(str(n.path) for n in changed)]:
+                    touched |= _delete_file(db, path, vocab)
+                added: list[tuple[int, Entry, grouping.Signature]] = []
+                for fr in results:
+                    added.extend(_insert_file(db, fr, vocab))
+                    for entry in fr.entries:
+                        writer.add_document(**document(entry, names_text(entry, glossary)))
+                _add_probe_grams(db, added)
+                affected = {rowid for rowid, _e, _s in added}
+                for grp in touched:
+                    affected.update(
+                        r[0] for r in db.execute("SELECT rowid FROM entries WHERE grp=?", (grp,))
+                    )
+                _regroup(db, affected)
+                vocab.flush(db)
+                db.executemany(
+                    "UPDATE files SET mtime_ns=? WHERE id=?", [(n.mtime_ns, i) for n, i in restat]
+                )
+                store.set_meta(db, "synced", str(time.time()))
+                # Whoosh first: if we die between the two commits, the store still has the
+                # old digests and the next sync redoes these files (idempotent)
+                small = len(store) < EXACT_STATS_DOCS
+                writer.commit(optimize=small)
+                writer = None
+        finally:
+            if writer is not None:
+                writer.cancel()
+        index.sign(slot.key)
+    finally:
+        read_lock.release()
+    return BuildReport(
+        entries=sum(len(fr.entries) for fr in results),
+        files=len(current),
+        seconds=time.perf_counter() - started,
+        changed=len(changed),
+        removed=len(removed),
+    )
+
+
+def needs_full_rebuild(store: Store, found: Scan) -> bool:
+    """When most of the corpus changed, one clean build beats many small updates."""
+    known = store.files()
+    current = {str(n.path): n for n in found.notes}
+    changed = sum(
+        1
+        for p, n in current.items()
+        if p not in known or (known[p].mtime_ns, known[p].size) != (n.mtime_ns, n.size)
+    ) + sum(1 for p in known if p not in current)
+    return changed > max(200, FULL_REBUILD_SHARE * max(len(known), 1))
+
+
+__all__ = [
+    "BuildReport",
+    "Config",
+    "FileResult",
+    "PIPELINE_VERSION",
+    "Slot",
+    "full_build",
+    "needs_full_rebuild",
+    "process",
+    "scan",
+    "sync",
+]

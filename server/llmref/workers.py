@@ -1,0 +1,322 @@
+"""Worker processes for big builds, and making child processes die with their parent.
+
+``parallel_index`` starts fresh interpreters (``python -m llmref.workers``: fork+exec, never a
+bare fork of this possibly threaded process). Each parses, tags and indexes its share of the
+notes into its own Whoosh segment in the index folder, and streams the parsed files back so
+the parent fills the entry store; the parent then adds the segments to the index.
+
+No worker outlives its parent: on Linux it asks the kernel to kill it when the parent goes
+(``PR_SET_PDEATHSIG``), and everywhere it exits when its stdin (a pipe from the parent)
+reaches end-of-file before the job is done.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import pickle
+import selectors
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .corpus.loader import NoteFile
+
+_FRAME = struct.Struct(">Q")
+ENV_PARENT = "LLMREF_PARENT_PID"
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Make this process end when its parent does (call first thing in a child)."""
+    if parent is None:
+        raw = os.environ.get(ENV_PARENT, "")
+        parent = int(raw) if raw.isdigit() else None
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except Exception:  # pragma: no cover - no libc: the stdin watch remains
+            pass
+    if parent is not None and os.getppid() != parent:  # it died before we got here
+        os._exit(1)
+
+
+def watch_stdin(done: threading.Event) -> None:
+    """Exit at once if stdin closes before ``done`` is set (the parent went away)."""
+
+    def wait() -> None:
+        try:  # the raw descriptor: a buffered read would hold a lock at interpreter exit
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        if not done.is_set():
+            os._exit(1)
+
+    threading.Thread(target=wait, name="llmref-parent-watch", daemon=True).start()
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a child: finds this very llmref, knows its parent."""
+    env = dict(os.environ)
+    here = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
+    env[ENV_PARENT] = str(os.getpid())
+    return env
+
+
+def _balance(notes: Sequence[NoteFile], n: int) -> list[list[NoteFile]]:
+    shards: list[list[NoteFile]] = [[] for _ in range(n)]
+    loads = [0] * n
+    for note in sorted(notes, key=lambda x: -x.size):
+        i = loads.index(min(loads))
+        shards[i].append(note)
+        loads[i] += note.size + 2000  # a file costs something however small
+    return [s for s in shards if s]
+
+
+def parallel_index(
+    index_dir: Path,
+    config,
+    notes: Sequence[NoteFile],
+    slugs: dict[str, str],
+    workers: int,
+    on_result: Callable,
+) -> list:
+    """Index ``notes`` in ``workers`` processes; ``on_result(FileResult)`` is called here for
+    each parsed file. Returns the Whoosh segments the workers wrote."""
+    procs: list[subprocess.Popen] = []
+    sel = selectors.DefaultSelector()
+    segments: list = []
+    try:
+        for shard in _balance(notes, workers):
+            job = {
+                "index": str(index_dir),
+                "glossary": [str(p) for p in config.glossary_paths],
+                "glossary_digests": config.glossary_digests,
+                "notes": [
+                    [str(n.path), n.display, n.sort, n.size, n.mtime_ns, slugs.get(n.display)]
+                    for n in shard
+                ],
+            }
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "llmref.workers"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=child_env(),
+                close_fds=True,
+            )
+            assert proc.stdin is not None and proc.stdout is not None
+            procs.append(proc)
+            proc.stdin.write(json.dumps(job).encode() + b"\n")
+            proc.stdin.flush()
+            os.set_blocking(proc.stdout.fileno(), False)
+            sel.register(proc.stdout, selectors.EVENT_READ, [proc, bytearray()])
+        open_streams = len(procs)
+        while open_streams:
+            for key, _ in sel.select():
+                proc, buf = key.data
+                chunk = key.fileobj.read(1 << 20)  # type: ignore[union-attr]
+                if chunk is None:
+                    continue
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    open_streams -= 1
+                    continue
+                buf.extend(chunk)
+                while len(buf) >= _FRAME.size:
+                    (length,) = _FRAME.unpack_from(buf)
+                    if len(buf) < _FRAME.size + length:
+                        break
+                    kind, payload = pickle.loads(bytes(buf[_FRAME.size : _FRAME.size + length]))
+                    del buf[: _FRAME.size + length]
+                    if kind == "file":
+                        on_result(payload)
+                    elif kind == "segment":
+                        segments.append(payload)
+                    elif kind == "error":
+                        raise RuntimeError(f"an indexing worker failed: {payload}")
+        for proc in procs:
+            if proc.wait() != 0:
+                raise RuntimeError(f"an indexing worker exited with code {proc.returncode}")
+        if len(segments) != len(procs):
+            raise RuntimeError("an indexing worker ended without its segment")
+        return segments
+    finally:
+        sel.close()
+        for proc in procs:
+            if proc.stdin is not None:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+# --- a whole build in a child process (the language server's way) -----------------------------
+
+
+def build_in_child(
+    settings,
+    *,
+    rebuild: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    started: Callable[[subprocess.Popen], None] | None = None,
+) -> None:
+    """Build (or update) the index of ``settings`` in a fresh ``python -m llmref.workers
+    --build`` process, relaying its progress; raises RuntimeError when it fails. The child
+    keeps the memory of a big build out of this (long-lived) process, and dies with it."""
+    payload = {
+        "corpora": [str(p) for p in settings.corpora],
+        "bundled": settings.bundled,
+        "cache": str(settings.cache),
+        "exclude": list(settings.exclude),
+        "max_file_bytes": settings.max_file_bytes,
+        "rebuild": rebuild,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmref.workers", "--build"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=child_env(),
+        close_fds=True,
+    )
+    if started is not None:
+        started(proc)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    errors: list[str] = []
+    drain = threading.Thread(
+        target=lambda: errors.extend(proc.stderr.read().decode("utf-8", "replace").splitlines()),  # type: ignore[union-attr]
+        name="llmref-build-stderr",
+        daemon=True,
+    )
+    drain.start()
+    try:
+        proc.stdin.write(json.dumps(payload).encode() + b"\n")
+        proc.stdin.flush()
+        for line in proc.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if progress is not None and "done" in message:
+                progress(int(message["done"]), int(message["total"]))
+        code = proc.wait()
+        drain.join(timeout=5)
+    finally:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if code != 0:
+        tail = "; ".join(line for line in errors[-3:] if line.strip()) or f"exit code {code}"
+        raise RuntimeError(f"the indexing process failed: {tail}")
+
+
+def _build() -> int:
+    die_with_parent()
+    payload = json.loads(_read_line())
+    done = threading.Event()
+    watch_stdin(done)
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="llmref build: %(message)s")
+    from .config import Settings
+    from .lookup import Reference
+
+    settings = Settings(
+        corpora=[Path(p) for p in payload["corpora"]],
+        bundled=payload["bundled"],
+        cache=Path(payload["cache"]),
+        exclude=list(payload["exclude"]),
+        max_file_bytes=int(payload["max_file_bytes"]),
+    )
+    last = [0.0]
+
+    def progress(n: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - last[0] >= 0.1 or n >= total:
+            last[0] = now
+            out.write(json.dumps({"done": n, "total": total}).encode() + b"\n")
+            out.flush()
+
+    try:
+        ref = Reference.open(settings, rebuild=payload["rebuild"], progress=progress)
+        ref.close()
+    finally:
+        done.set()
+    return 0
+
+
+def _read_line() -> bytes:
+    """The job: one line on stdin, read unbuffered (the rest of stdin is the parent watch)."""
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = os.read(0, 1)
+        if not chunk:
+            break
+        data.extend(chunk)
+    return bytes(data)
+
+
+def _send(out, kind: str, payload) -> None:
+    data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_FRAME.pack(len(data)) + data)
+    out.flush()
+
+
+def _worker() -> int:
+    die_with_parent()
+    job = json.loads(_read_line())
+    done = threading.Event()
+    watch_stdin(done)
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write to the frame stream
+    try:
+        from whoosh.filedb.filestore import FileStorage
+        from whoosh.writing import SegmentWriter
+
+        from .build import process
+        from .glossary import Glossary
+        from .index import document
+        from .ranking import names_text
+
+        glossary = Glossary.load([Path(p) for p in job["glossary"]])
+        if [list(d) for d in glossary.digests] != [list(d) for d in job["glossary_digests"]]:
+            raise RuntimeError("the glossary changed during the build")
+        ix = FileStorage(job["index"], supports_mmap=False).open_index()
+        writer = SegmentWriter(ix, _lk=False, limitmb=192)
+        for path, display, sort, size, mtime_ns, slug in job["notes"]:
+            fr = process(NoteFile(Path(path), display, sort, size, mtime_ns), glossary, slug)
+            for entry in fr.entries:
+                writer.add_document(**document(entry, names_text(entry, glossary)))
+            _send(out, "file", fr)
+        segment = writer._finalize_segment()
+        _send(out, "segment", segment)
+    except BaseException as exc:  # the parent reports it
+        _send(out, "error", f"{type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        done.set()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_build() if sys.argv[1:] == ["--build"] else _worker())
