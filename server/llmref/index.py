@@ -314,7 +314,10 @@ class SearchIndex:
     def _get_searcher(self):
         if self._searcher is None:
             self._searcher = self._ix.searcher(weighting=BM25F())
-            self._ids = self._searcher.reader().column_reader("id")
+            try:
+                self._ids = self._searcher.reader().column_reader("id")
+            except NotImplementedError:  # an empty index has no columns
+                self._ids = None
         return self._searcher
 
     def search(self, clauses: Sequence[Clause], limit: int = 10) -> list[Hit]:
@@ -323,9 +326,10 @@ class SearchIndex:
         if not parts:
             return []
         searcher = self._get_searcher()
-        results = searcher.search(wq.Or(parts), limit=limit)
         ids = self._ids
-        assert ids is not None
+        if ids is None:
+            return []
+        results = searcher.search(wq.Or(parts), limit=limit)
         out: list[Hit] = []
         for score, docnum in results.top_n:
             ident = ids[docnum]

@@ -410,11 +410,14 @@ class Reference:
             for cid in result.concepts:
                 hits.extend(Hit(i, 0.0) for i in self.store.about(cid, limit))
         found = self.store.entries([h.id for h in hits])
+        # equal scores: corpus order decides (not the engine's internal document order)
+        hits = sorted(
+            (h for h in hits if h.id in found),
+            key=lambda h: (-round(h.score, 6), found[h.id].source, found[h.id].line),
+        )
         seen_groups: set[str] = set()
         for hit in hits:
-            entry = found.get(hit.id)
-            if entry is None:
-                continue
+            entry = found[hit.id]
             if entry.group is not None:
                 if entry.group in seen_groups:
                     continue
