@@ -25,6 +25,7 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -51,7 +52,8 @@ PIPELINE_VERSION = "3"  # parse/tag/group behaviour: part of the slot key
 WHOOSH = "whoosh"
 PARALLEL_BYTES = 3_000_000  # corpora above this are parsed and indexed by worker processes
 FULL_REBUILD_SHARE = 0.25  # a sync touching more of the files than this rebuilds instead
-EXACT_STATS_DOCS = 20_000  # below this, every sync merges the index into one segment
+EXACT_STATS_DOCS = 1_000  # below this, every sync merges the index into one segment (exact
+# BM25 statistics); above, Whoosh merges small segments only (one-file edits stay cheap)
 
 Progress = Callable[[int, int], None]
 
@@ -273,7 +275,8 @@ def _unique_ids(db, results: Sequence[FileResult]) -> None:
 
 
 class _Ranks:
-    """The fixed global order of grams (their entry counts at the last full build)."""
+    """The fixed global order of grams (their entry counts at the last full build; a gram
+    first seen later counts 0): prefix filtering is exact under any fixed order."""
 
     def __init__(self, db) -> None:
         self.db = db
@@ -287,17 +290,61 @@ class _Ranks:
         return df
 
 
+MAX_CANDIDATES = 3000  # beyond this, a new question is compared with identical intent keys only
+
+
+def _prefix(sig: grouping.Signature, rank: Callable[[str], int], threshold: float) -> list[str]:
+    """The prefix-filter grams of ``sig`` for a Dice threshold: any two signatures at least
+    that similar share one of their prefix grams (Dice t = Jaccard t/(2-t))."""
+    ordered = sorted(grouping.grams(sig), key=lambda g: (rank(g), g))
+    jaccard = threshold / (2 - threshold)
+    keep = len(ordered) - math.ceil(jaccard * len(ordered)) + 1
+    return ordered[: max(1, keep)]
+
+
+def _probe_rows(
+    rowid: int, sig: grouping.Signature, rank: Callable[[str], int]
+) -> Iterable[tuple[str, str, int]]:
+    """(gram, concept set, entry) rows: text-rule probes under '' and, for questions naming
+    concepts, concept-rule probes under their concept set."""
+    for g in _prefix(sig, rank, grouping.THRESHOLD):
+        yield g, "", rowid
+    if sig.concepts:
+        cset = "\x1f".join(sorted(sig.concepts))
+        for g in _prefix(sig, rank, grouping.CONCEPT_THRESHOLD):
+            yield g, cset, rowid
+
+
+def _candidates(db, sig: grouping.Signature, rank: Callable[[str], int]) -> list[int]:
+    text = _prefix(sig, rank, grouping.THRESHOLD)
+    sql = f"SELECT entry FROM grams WHERE cset='' AND gram IN ({','.join('?' * len(text))})"
+    args: list = list(text)
+    if sig.concepts:
+        concept = _prefix(sig, rank, grouping.CONCEPT_THRESHOLD)
+        sql += f" UNION SELECT entry FROM grams WHERE cset=? AND gram IN ({','.join('?' * len(concept))})"
+        args += ["\x1f".join(sorted(sig.concepts)), *concept]
+    return [r[0] for r in db.execute(sql, args)]
+
+
 def _group_key(ids: Iterable[str]) -> str:
     return min(ids)
 
 
-def _regroup(db, affected: set[int]) -> None:
-    """Recompute the duplicate groups of the ``affected`` entries (new ones, and the rest of
-    groups that lost members): their candidates come from the probe-gram table, and intact
-    groups they join come along whole."""
-    if not affected:
-        return
-    ranks = _Ranks(db)
+SPLIT_LIMIT = 300  # a group that loses members is re-split when at most this big
+
+
+def _set_group(db, ids: Sequence[str], group: str | None) -> None:
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        db.execute(f"UPDATE entries SET grp=? WHERE id IN ({marks})", (group, *chunk))
+
+
+def _regroup(db, added: set[int], touched: set[str]) -> None:
+    """Recompute duplicate groups after a sync: groups in ``touched`` lost members (what is
+    left may split, found among themselves: a link to an outside question would have put
+    it in the group already); the ``added`` entries find their candidates in the probe-gram
+    table, and the groups they join come along whole."""
     sigs: dict[int, grouping.Signature] = {}
     info: dict[int, tuple[str, str | None]] = {}  # rowid -> (id, grp)
 
@@ -312,7 +359,30 @@ def _regroup(db, affected: set[int]) -> None:
                 sigs[rowid] = _sig_from(sig)
                 info[rowid] = (ident, grp)
 
-    load(affected)
+    # 1. what is left of groups that lost members
+    for grp in touched:
+        rows = db.execute("SELECT rowid FROM entries WHERE grp=?", (grp,)).fetchall()
+        members = [r[0] for r in rows if r[0] not in added]
+        load(members)
+        if len(members) > SPLIT_LIMIT:  # big: kept together (a full build re-splits)
+            parts = [members]
+        else:
+            labels = grouping.group_labels([sigs[m] for m in members])
+            by_label: dict[int, list[int]] = {}
+            for m, label in zip(members, labels, strict=True):
+                by_label.setdefault(label, []).append(m)
+            parts = list(by_label.values())
+        for part in parts:
+            ids = [info[m][0] for m in part]
+            key = _group_key(ids) if len(ids) > 1 else None
+            _set_group(db, ids, key)
+            for m in part:
+                info[m] = (info[m][0], key)
+    # 2. the new entries
+    if not added:
+        return
+    ranks = _Ranks(db)
+    load(added)
     parent: dict[object, object] = {}
 
     def find(x: object) -> object:
@@ -327,45 +397,36 @@ def _regroup(db, affected: set[int]) -> None:
         if ra != rb:
             parent[ra] = rb
 
-    for x in sorted(affected):
+    for x in sorted(added):
         if x not in sigs:
             continue
         find(x)
-        probes = grouping.probe_grams(sigs[x], ranks)
-        if not probes:
-            continue
-        marks = ",".join("?" * len(probes))
-        candidates = [
-            r[0]
-            for r in db.execute(
-                f"SELECT DISTINCT entry FROM grams WHERE gram IN ({marks})", probes
-            ).fetchall()
-            if r[0] != x
-        ]
+        candidates = [y for y in _candidates(db, sigs[x], ranks) if y != x]
+        if len(candidates) > MAX_CANDIDATES:  # pathological (thousands of alike headings)
+            candidates = [
+                r[0]
+                for r in db.execute(
+                    "SELECT rowid FROM entries WHERE json_extract(sig, '$[0]') = ? AND rowid != ?",
+                    (sigs[x].key, x),
+                )
+            ][:MAX_CANDIDATES]
         load(candidates)
         for y in candidates:
             if y in sigs and grouping.same_question(sigs[x], sigs[y]):
-                grp = info[y][1]
-                union(x, ("g", grp) if y not in affected and grp is not None else y)
-    # members of every group a component took in whole
+                joined = info[y][1]
+                union(x, ("g", joined) if y not in added and joined is not None else y)
     components: dict[object, list[str]] = {}
     for node in list(parent):
-        root = find(node)
         if isinstance(node, tuple):
             ids = [r[0] for r in db.execute("SELECT id FROM entries WHERE grp=?", (node[1],))]
         else:
             ids = [info[node][0]]  # type: ignore[index]
-        components.setdefault(root, []).extend(ids)
+        components.setdefault(find(node), []).extend(ids)
     for ids in components.values():
-        key = _group_key(ids) if len(ids) > 1 else None
-        marks = ",".join("?" * len(ids))
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            db.execute(f"UPDATE entries SET grp=? WHERE id IN ({marks})", (key, *chunk))
+        _set_group(db, ids, _group_key(ids) if len(ids) > 1 else None)
 
 
-def _group_all(db, rows: Sequence[tuple[int, str, grouping.Signature]], progress=None) -> None:
+def _group_all(db, rows: Sequence[tuple[int, str, grouping.Signature]]) -> None:
     """Full build: groups, the gram order, and every entry's probe grams."""
     labels = grouping.group_labels([sig for _r, _i, sig in rows])
     members: dict[int, list[str]] = {}
@@ -383,22 +444,21 @@ def _group_all(db, rows: Sequence[tuple[int, str, grouping.Signature]], progress
         for g in grouping.grams(sig):
             df[g] = df.get(g, 0) + 1
     db.executemany("INSERT INTO gram_rank VALUES (?, ?)", df.items())
-    rank = df.get
+
+    def rank(g: str) -> int:
+        return df.get(g, 0)
+
     db.executemany(
-        "INSERT OR IGNORE INTO grams VALUES (?, ?)",
-        (
-            (g, rowid)
-            for rowid, _i, sig in rows
-            for g in grouping.probe_grams(sig, lambda g: rank(g, 0))
-        ),
+        "INSERT OR IGNORE INTO grams VALUES (?, ?, ?)",
+        (row for rowid, _i, sig in rows for row in _probe_rows(rowid, sig, rank)),
     )
 
 
 def _add_probe_grams(db, rows: Sequence[tuple[int, Entry, grouping.Signature]]) -> None:
     ranks = _Ranks(db)
     db.executemany(
-        "INSERT OR IGNORE INTO grams VALUES (?, ?)",
-        ((g, rowid) for rowid, _e, sig in rows for g in grouping.probe_grams(sig, ranks)),
+        "INSERT OR IGNORE INTO grams VALUES (?, ?, ?)",
+        (row for rowid, _e, sig in rows for row in _probe_rows(rowid, sig, ranks)),
     )
 
 
@@ -624,12 +684,7 @@ def sync(
                     for entry in fr.entries:
                         writer.add_document(**document(entry, names_text(entry, glossary)))
                 _add_probe_grams(db, added)
-                affected = {rowid for rowid, _e, _s in added}
-                for grp in touched:
-                    affected.update(
-                        r[0] for r in db.execute("SELECT rowid FROM entries WHERE grp=?", (grp,))
-                    )
-                _regroup(db, affected)
+                _regroup(db, {rowid for rowid, _e, _s in added}, touched)
                 vocab.flush(db)
                 db.executemany(
                     "UPDATE files SET mtime_ns=? WHERE id=?", [(n.mtime_ns, i) for n, i in restat]

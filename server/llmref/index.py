@@ -22,6 +22,7 @@ Queries arrive as engine-neutral ``Clause`` lists (see lookup.py).
 
 from __future__ import annotations
 
+import _compat_pickle
 import hashlib
 import importlib
 import io
@@ -38,6 +39,7 @@ from pathlib import Path
 import whoosh.codec.whoosh3
 import whoosh.columns
 import whoosh.compat
+import whoosh.externalsort
 import whoosh.filedb.compound
 import whoosh.filedb.structfile
 import whoosh.formats
@@ -88,6 +90,9 @@ class UnsafeIndex(Exception):
 
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
+        if (module, name) in _compat_pickle.NAME_MAPPING:  # protocol 2 writes Python 2 names
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         allowed = (module, name) in _ALLOWED
         if not allowed and any(
             module == m or (m.endswith(".") and module.startswith(m)) for m in _ALLOWED_MODULES
@@ -128,6 +133,9 @@ def _harden_whoosh() -> None:
 
 
 _harden_whoosh()
+# the external sort reads back only the runs this very writer just wrote to its private
+# temporary files: it keeps the fast loader (it unpickles once per posting)
+whoosh.externalsort.load = pickle.load
 
 
 # --- schema -----------------------------------------------------------------------------------

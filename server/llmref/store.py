@@ -30,7 +30,7 @@ from pathlib import Path
 from .corpus.entry import Entry
 
 STORE = "state.sqlite"
-STORE_VERSION = 1
+STORE_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,8 +61,10 @@ CREATE TABLE IF NOT EXISTS about (
     PRIMARY KEY (concept, key, entry)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS about_entry ON about (entry);
-CREATE TABLE IF NOT EXISTS grams (gram TEXT NOT NULL, entry INTEGER NOT NULL,
-    PRIMARY KEY (gram, entry)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS grams (
+    gram TEXT NOT NULL, cset TEXT NOT NULL, entry INTEGER NOT NULL,
+    PRIMARY KEY (gram, cset, entry)           -- cset '': text-rule probes; else concept-rule
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS grams_entry ON grams (entry);
 CREATE TABLE IF NOT EXISTS gram_rank (gram TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS vocab (word TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;

@@ -184,7 +184,9 @@ class Loader:
         if self._repairing:
             return
         self._repairing = True
-        message = "llmref: the search index is damaged; rebuilding it (answers are partial meanwhile)."
+        message = (
+            "llmref: the search index is damaged; rebuilding it (answers are partial meanwhile)."
+        )
         log.warning(message)
         self.server.show_message(types.MessageType.Warning, message)
 

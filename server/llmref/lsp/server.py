@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmref.lsp")
 
 
-
 class EditorLogHandler(logging.Handler):
     """Forwards llmref's log records to the editor's output (window/logMessage)."""
 
