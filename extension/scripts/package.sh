@@ -97,8 +97,12 @@ package() { # package TARGET: bundled/libs from the stage, then vsce
                 found+=("$v")
             fi
         done
-        # the Linux builds carry debug info (~2.7 MB each; ~0.4 MB without)
-        case "$target" in linux-*) strip --strip-debug bundled/libs/yaml/_yaml.* 2>/dev/null || true ;; esac
+        # the Linux builds carry debug info (~2.7 MB each; ~0.4 MB without): llvm-strip takes
+        # every architecture, GNU strip the machine's own
+        case "$target" in linux-*)
+            $(command -v llvm-strip || echo strip) --strip-debug bundled/libs/yaml/_yaml.* 2>/dev/null || true
+            ;;
+        esac
         lap "$target: rjieba $(ls -d bundled/libs/rjieba-*.dist-info | sed 's/.*rjieba-\(.*\)\.dist-info/\1/'), PyYAML C loader for CPython ${found[*]:-(none)}"
         out=llmref-$target.vsix
     fi
