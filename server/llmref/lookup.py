@@ -157,11 +157,21 @@ class Reference:
         return [self.entries[i] for i in self.order]
 
     def get(self, entry_id: str) -> Entry | None:
-        """An entry by id, or by a unique id prefix."""
-        if entry_id in self.entries:
-            return self.entries[entry_id]
-        matches = [i for i in self.order if i.startswith(entry_id)]
-        return self.entries[matches[0]] if len(matches) == 1 else None
+        """An entry by id, or by what ``find_ids`` takes when that names one entry only."""
+        ids = self.find_ids(entry_id)
+        return self.entries[ids[0]] if len(ids) == 1 else None
+
+    def find_ids(self, prefix: str) -> list[str]:
+        """The ids ``prefix`` names, in corpus order: the id itself, else every id that starts
+        with it or whose hash part (after the last ":") does (``5f1901f5`` for
+        ``llm-interview-104-questions:5f1901f5``). More than one: ambiguous."""
+        if prefix in self.entries:
+            return [prefix]
+        if not prefix:
+            return []
+        return [
+            i for i in self.order if i.startswith(prefix) or i.rpartition(":")[2].startswith(prefix)
+        ]
 
     def about(self, concept: str) -> list[Entry]:
         """Entries about a concept, best first, one per group of same questions: those whose
