@@ -4,9 +4,9 @@
 // ARTIFACTS (screenshots), CS_USER_DATA (code-server's user data, for its logs) and
 // CHROME_HOME (a scratch dir for chromium's profile). Steps: hover-code, hover-notes,
 // completion, search, entry (needs search: the preview, its Source link, a second entry in the
-// same tab); no-python (the no-Python error and its
-// "Open Settings" button) runs only when named in LLMREF_VSCODE_STEPS. Each step saves
-// <step>.png (fail-<step>.png when it fails). Exit 0 only if every step passed.
+// same tab); no-python (the no-Python error and its "Open Settings" button) runs only when
+// named in LLMREF_VSCODE_STEPS. Each step saves <step>.png (fail-<step>.png when it fails).
+// Exit 0 only if every step passed.
 "use strict";
 const { chromium } = require("playwright-core");
 const fs = require("fs");
