@@ -2,7 +2,8 @@
 
     python benchmarks/retrieval.py [QUERIES.yaml] [--min-hit1 0.90] [--min-hit3 0.97] [-v]
 
-The query set format (../shared/eval/dev-queries.yaml): a YAML list of
+The query set format (tests/data/dev-queries.yaml, the default: a copy of the team's
+../shared/eval/dev-queries.yaml): a YAML list of
 ``{query: "...", expect: ["question text", ...]}``. A result matches when an expected text is
 a substring of the result's question, both normalized (lower-cased, markdown and link syntax
 removed, whitespace and punctuation dropped). Exits 1 when a threshold is missed.
@@ -20,7 +21,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_QUERIES = ROOT.parent / "shared" / "eval" / "dev-queries.yaml"
+DEFAULT_QUERIES = ROOT / "tests" / "data" / "dev-queries.yaml"
 
 
 def norm(text: str) -> str:

@@ -11,6 +11,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"
 sys.path.insert(0, str(ROOT / "server"))  # run from a checkout without installing, too
+DATA = ROOT / "tests" / "data"  # copies of the team's shared data the tests need
+# the team's shared folder (seed corpus, eval sets) beside the checkout, where there is one:
+# the copies in DATA are checked against it
+SHARED = Path(os.environ.get("LLMREF_SHARED", ROOT.parent / "shared"))
+
+
+def shared_copy(path: Path) -> Path | None:
+    """``path`` in the shared folder, to check a copy in DATA against; None where there is no
+    shared folder (a clone elsewhere: the copy alone is used). CI has one beside its clone."""
+    if path.exists():
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but there is no {path} (LLMREF_SHARED?)", pytrace=False)
+    return None
 
 
 @pytest.fixture(autouse=True)

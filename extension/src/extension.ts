@@ -13,7 +13,8 @@ import {
   State,
   TransportKind,
 } from "vscode-languageclient/node";
-import { EntryDocuments, SCHEME, searchUi } from "./search";
+import { EntryPreview } from "./preview";
+import { searchUi } from "./search";
 import { NoPythonError, serverCommand } from "./server";
 
 let client: LanguageClient | undefined;
@@ -117,21 +118,21 @@ function termUnderCursor(editor: vscode.TextEditor): string {
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   log = vscode.window.createOutputChannel("llmref", { log: true });
-  const docs = new EntryDocuments();
+  const preview = new EntryPreview();
   context.subscriptions.push(
     log,
-    vscode.workspace.registerTextDocumentContentProvider(SCHEME, docs),
+    preview,
     vscode.commands.registerCommand("llmref.searchUi", () => {
       const c = running();
       if (c) {
-        searchUi(c, docs);
+        searchUi(c, preview);
       }
     }),
     vscode.commands.registerCommand("llmref.lookUp", () => {
       const c = running();
       const editor = vscode.window.activeTextEditor;
       if (c) {
-        searchUi(c, docs, editor ? termUnderCursor(editor) : "");
+        searchUi(c, preview, editor ? termUnderCursor(editor) : "");
       }
     }),
     vscode.commands.registerCommand("llmref.rebuildIndex", async () => {

@@ -2,6 +2,7 @@
 // server (llmref.search / llmref.show), the extension only shows them.
 import * as vscode from "vscode";
 import { ExecuteCommandRequest, LanguageClient } from "vscode-languageclient/node";
+import { EntryPreview } from "./preview";
 
 interface SearchResult {
   id: string;
@@ -23,26 +24,6 @@ interface ResultItem extends vscode.QuickPickItem {
   result: SearchResult;
 }
 
-export const SCHEME = "llmref";
-
-/** Read-only documents holding full entries (rendered by the markdown preview). */
-export class EntryDocuments implements vscode.TextDocumentContentProvider {
-  private readonly entries = new Map<string, string>();
-  private readonly changed = new vscode.EventEmitter<vscode.Uri>();
-  readonly onDidChange = this.changed.event;
-
-  put(id: string, markdown: string): vscode.Uri {
-    const uri = vscode.Uri.from({ scheme: SCHEME, path: `/${id.replace(/[^\w\-.]+/g, "-")}.md` });
-    this.entries.set(uri.path, markdown);
-    this.changed.fire(uri);
-    return uri;
-  }
-
-  provideTextDocumentContent(uri: vscode.Uri): string {
-    return this.entries.get(uri.path) ?? "";
-  }
-}
-
 async function execute<T>(client: LanguageClient, command: string, args: unknown[]): Promise<T> {
   return (await client.sendRequest(ExecuteCommandRequest.type, { command, arguments: args })) as T;
 }
@@ -52,20 +33,13 @@ const openSource: vscode.QuickInputButton = {
   tooltip: "Open the corpus source at this question",
 };
 
-/** The markdown preview refuses file: links; the editor's own URL handler opens a file at a
- * line (vscode://file/PATH:LINE), so source links point there. */
-export function previewLinks(markdown: string): string {
-  return markdown.replace(/\]\(file:\/\/([^)#\s]+)#L(\d+)\)/g, (_m, p: string, line: string) => `](${vscode.env.uriScheme}://file${p}:${line})`);
-}
-
-export async function openEntry(client: LanguageClient, docs: EntryDocuments, result: SearchResult): Promise<void> {
+export async function openEntry(client: LanguageClient, preview: EntryPreview, result: SearchResult): Promise<void> {
   const shown = await execute<ShowResult>(client, "llmref.show", [result.id]);
   if (!shown.markdown) {
     void vscode.window.showWarningMessage(`llmref: ${shown.error ?? "could not show the entry"}`);
     return;
   }
-  const uri = docs.put(result.id, previewLinks(shown.markdown));
-  await vscode.commands.executeCommand("markdown.showPreviewToSide", uri);
+  preview.show(result.question, shown.markdown);
 }
 
 export async function openSourceAt(result: SearchResult): Promise<void> {
@@ -74,7 +48,7 @@ export async function openSourceAt(result: SearchResult): Promise<void> {
   await vscode.window.showTextDocument(doc, { selection: new vscode.Range(pos, pos), preview: true });
 }
 
-export function searchUi(client: LanguageClient, docs: EntryDocuments, initial = ""): void {
+export function searchUi(client: LanguageClient, preview: EntryPreview, initial = ""): void {
   const pick = vscode.window.createQuickPick<ResultItem>();
   pick.title = "llmref: Search LLM Reference";
   pick.placeholder = "KV cache, LlamaRMSNorm, 旋转位置编码, top-p …";
@@ -131,7 +105,7 @@ export function searchUi(client: LanguageClient, docs: EntryDocuments, initial =
     const chosen = pick.selectedItems[0];
     pick.hide();
     if (chosen) {
-      void openEntry(client, docs, chosen.result);
+      void openEntry(client, preview, chosen.result);
     }
   });
   pick.onDidHide(() => pick.dispose());

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 
 from . import __version__
@@ -70,12 +72,81 @@ def _open(args: argparse.Namespace, *, rebuild: bool = False, label: str = "inde
 def _excerpt(markdown: str, width: int = 100) -> str:
     from .corpus.clean import excerpt
 
-    return excerpt(markdown, width)
+    return excerpt(_formulas(markdown), width)
+
+
+def _clip(text: str, width: int = 60) -> str:
+    """``text`` on one line, cut to about ``width`` columns (CJK counts double) with "…": a
+    query is echoed back, never pasted back in full."""
+    text = " ".join(text.split())
+    out: list[str] = []
+    used = 0
+    for ch in text:
+        used += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+        if used > width - 1:
+            return "".join(out).rstrip() + "…"
+        out.append(ch)
+    return text
+
+
+def _quoted(text: str) -> str:
+    return f"'{_clip(text)}'"
+
+
+# the formulas of an answer, as the cards find them: $$…$$ and $…$ holding some LaTeX
+_MATH = re.compile(r"\$\$(.+?)\$\$|\$(?!\s)([^$]{1,4000}?)\$", re.S)
+_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~<>$])")
+
+
+def _formulas(markdown: str) -> str:
+    """LaTeX formulas -> readable Unicode (the cards' ``latex_to_text``); "$5 and $10" stays."""
+    from .cards import latex_to_text
+
+    def render(m: re.Match[str]) -> str:
+        body = m.group(1) or m.group(2)
+        if not re.search(r"[\\^_{}]", body):
+            return m.group(0)
+        return re.sub(r"\n{3,}", "\n\n", latex_to_text(body))
+
+    return _MATH.sub(render, markdown)
+
+
+def _readable(markdown: str) -> str:
+    """Answer markdown as a terminal shows it well: formulas as Unicode, markdown escapes
+    (``\\_``, ``\\*``) dropped; fenced code exactly as written."""
+    out: list[str] = []
+    prose: list[str] = []
+
+    def flush() -> None:
+        if prose:
+            out.append(_MD_ESCAPE.sub(r"\1", _formulas("\n".join(prose))))
+            prose.clear()
+
+    in_fence = False
+    for line in markdown.split("\n"):
+        if _FENCE.match(line):
+            flush()
+            in_fence = not in_fence
+            out.append(line)
+        elif in_fence:
+            out.append(line)
+        else:
+            prose.append(line)
+    flush()
+    return "\n".join(out)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    query = " ".join(args.query).strip()
+    if not query:
+        print(
+            "llmref: the query is empty: search for words, identifiers or Chinese terms",
+            file=sys.stderr,
+        )
+        return 2
     ref = _open(args)
-    result = ref.search(" ".join(args.query), limit=args.limit)
+    result = ref.search(query, limit=args.limit)
     if args.json:
         print(
             json.dumps(
@@ -84,22 +155,30 @@ def cmd_search(args: argparse.Namespace) -> int:
                 indent=2,
             )
         )
-        if result.suggestion:
-            print(f"did you mean: {result.suggestion}", file=sys.stderr)
+        if result.corrected:
+            print(
+                f"llmref: no results for {_quoted(query)}; these are for "
+                f"{_quoted(result.suggestion or '')}",
+                file=sys.stderr,
+            )
+        elif result.suggestion:
+            print(f"llmref: did you mean {_quoted(result.suggestion)}?", file=sys.stderr)
         return 0 if result.results else 1
     if result.corrected:
-        print(f"No results for {result.query!r}; showing results for {result.suggestion!r}.")
+        print(
+            f"No results for {_quoted(query)}; showing results for {_quoted(result.suggestion or '')}."
+        )
     elif result.suggestion:
-        print(f"Did you mean: {result.suggestion}?")
+        print(f"Did you mean {_quoted(result.suggestion)}?")
     if not result.results:
-        print(f"No results for {result.query!r}.")
+        print(f"No results for {_quoted(query)}.")
         return 1
     for n, r in enumerate(result.results, 1):
         e = r.entry
         print(f"{n:>2}. {e.question}")
         where = f"{e.source}:{e.line}"
         if e.also_in:
-            others = [ref.entries[i] for i in e.also_in if i in ref.entries]
+            others = ref.also_in(e)
             where += "  (also in " + ", ".join(f"{o.source}:{o.line}" for o in others) + ")"
         print(f"    {where}  [{e.id}]")
         if e.external:
@@ -108,18 +187,39 @@ def cmd_search(args: argparse.Namespace) -> int:
             print("    (no answer text in the source)")
         else:
             print(f"    {_excerpt(e.answer)}")
+    shown = len(result.results)
+    if shown < args.limit and sys.stdout.isatty():
+        # say why there are fewer than asked: nothing else matches (see --help)
+        print(
+            f"\n{shown} result{'s' if shown != 1 else ''} of the {args.limit} asked for: "
+            "no other question matches the query."
+        )
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     ref = _open(args)
-    entry = ref.get(args.id)
-    if entry is None:
-        print(f"llmref: no entry with id {args.id!r} (see `llmref list`)", file=sys.stderr)
+    ids = ref.find_ids(args.id, limit=10_000)
+    if not ids:
+        print(f"llmref: no entry with id {_quoted(args.id)} (see `llmref list`)", file=sys.stderr)
         return 1
+    if len(ids) > 1:
+        print(
+            f"llmref: {_quoted(args.id)} is ambiguous: it matches {len(ids)} entries; give one of their ids:",
+            file=sys.stderr,
+        )
+        found = ref.store.entries(ids[:20])
+        for i in ids[:20]:
+            e = found[i]
+            print(f"  {e.id}  {e.source}:{e.line}  {_clip(e.question, 50)}", file=sys.stderr)
+        if len(ids) > 20:
+            print(f"  … and {len(ids) - 20} more", file=sys.stderr)
+        return 2
+    entry = ref.entries[ids[0]]
     if args.json:
         print(json.dumps(result_json(entry), ensure_ascii=False, indent=2))
         return 0
+    text = (lambda markdown: markdown) if args.raw else _readable
     print(f"# {entry.question}\n")
     print(f"{entry.source}:{entry.line}-{entry.end_line}  [{entry.id}]")
     if entry.section:
@@ -128,15 +228,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         names = [ref.glossary.get(c).name for c in entry.concepts[:8] if ref.glossary.get(c)]
         print("Concepts: " + ", ".join(names))
     if entry.also_in:
-        others = [ref.entries[i] for i in entry.also_in if i in ref.entries]
+        others = ref.also_in(entry)
         print("Also in: " + ", ".join(f"{o.source}:{o.line}" for o in others))
     print()
     if entry.detail:
-        print(entry.detail + "\n")
+        print(text(entry.detail) + "\n")
     if entry.external:
         print("The answer is external:")
     if entry.answer:
-        print(entry.answer)
+        print(text(entry.answer))
     else:
         print("(no answer text in the source)")
     return 0
@@ -195,19 +295,51 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"llmref {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("search", parents=[common], help="search the corpus")
+    p = sub.add_parser(
+        "search",
+        parents=[common],
+        help="search the corpus",
+        description="Search the corpus: the best-matching questions, each with its source "
+        "file:line, its id (for `llmref show`) and the start of its answer.",
+    )
     p.add_argument("query", nargs="+", help="words, identifiers or Chinese terms")
-    p.add_argument("--limit", "-n", type=int, default=5, help="how many results (default 5)")
-    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument(
+        "--limit",
+        "-n",
+        type=int,
+        default=5,
+        metavar="N",
+        help="at most N results (default 5); fewer when fewer questions match the query "
+        "(a question found in several sources counts once, with 'also in')",
+    )
+    p.add_argument("--json", action="store_true", help="print the results as a JSON list")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("show", parents=[common], help="one entry in full")
-    p.add_argument("id", help="an entry id (or a unique prefix of one)")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "show",
+        parents=[common],
+        help="one entry in full",
+        description="One entry in full: question, source, concepts and the whole answer "
+        "(formulas as readable Unicode).",
+    )
+    p.add_argument(
+        "id",
+        help="an entry id as `search` and `list` print it, the start of one, or its hash part "
+        "(5f1901f5 for llm-interview-104-questions:5f1901f5)",
+    )
+    p.add_argument("--json", action="store_true", help="print the entry as a JSON object")
+    p.add_argument(
+        "--raw", action="store_true", help="print the answer's markdown as in the source"
+    )
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("list", parents=[common], help="all entries")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "list",
+        parents=[common],
+        help="all entries",
+        description="Every entry: id, source file:line and question, one per line.",
+    )
+    p.add_argument("--json", action="store_true", help="print the entries as a JSON list")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("index", parents=[common], help="build the index (if needed)")

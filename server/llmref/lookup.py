@@ -293,7 +293,7 @@ class Reference:
         return self.store.iter_entries()
 
     def get(self, entry_id: str) -> Entry | None:
-        """An entry by id, or by a unique id prefix (or a unique prefix of its hash part)."""
+        """An entry by id, or by what ``find_ids`` takes when that names one entry only."""
         entry = self.store.entry(entry_id)
         if entry is not None:
             return entry
@@ -301,9 +301,13 @@ class Reference:
         return self.store.entry(matches[0]) if len(matches) == 1 else None
 
     def find_ids(self, prefix: str, limit: int = 20) -> list[str]:
-        """Ids starting with ``prefix``, or whose hash part (after the ``:``) does."""
+        """The ids ``prefix`` names: the id itself, else every id that starts with it or whose
+        hash part (after the ":") does (``5f1901f5`` for
+        ``llm-interview-104-questions:5f1901f5``). More than one: ambiguous."""
         if not prefix:
             return []
+        if self.store.contains(prefix):
+            return [prefix]
         return self.store.ids_with_prefix(prefix, limit)
 
     def also_in(self, entry: Entry) -> list[Entry]:

@@ -238,18 +238,14 @@ class Store:
         return row is not None
 
     def ids_with_prefix(self, prefix: str, limit: int = 20) -> list[str]:
-        """Ids that start with ``prefix``, or whose part after the ``:`` does."""
-        upper = prefix + "\U0010ffff"
+        """Ids that start with ``prefix``, or whose hash part (after the ``:``) does."""
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = self.db.execute(
-            "SELECT id FROM entries WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
-            (prefix, upper, limit),
+            "SELECT e.id FROM entries e JOIN files f ON f.id = e.file "
+            "WHERE (e.id >= ? AND e.id < ?) OR e.id LIKE ? ESCAPE '\\' "
+            "ORDER BY f.sort, e.ord LIMIT ?",
+            (prefix, prefix + "\U0010ffff", f"%:{like}%", limit),
         ).fetchall()
-        if not rows and ":" not in prefix:
-            like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            rows = self.db.execute(
-                "SELECT id FROM entries WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT ?",
-                (f"%:{like}%", limit),
-            ).fetchall()
         return [r[0] for r in rows]
 
     def iter_entries(self, *, members: bool = True) -> Iterator[Entry]:

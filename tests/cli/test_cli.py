@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,100 @@ def test_did_you_mean(shared):
 def test_no_results_exit_code(shared):
     proc = run(["search", "zzqqxxyy"], shared, check=False)
     assert proc.returncode == 1 and "No results" in proc.stdout
+
+
+def test_empty_query_says_so(shared):
+    for query in ([""], ["  ", " "]):
+        proc = run(["search", *query], shared, check=False)
+        assert proc.returncode == 2
+        assert "the query is empty" in proc.stderr
+        assert proc.stdout == ""
+
+
+def test_a_long_query_is_not_echoed_in_full(shared):
+    query = "zzqq" + "x" * 5000
+    proc = run(["search", query], shared, check=False)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("No results for 'zzqqxxx")
+    assert "…" in proc.stdout and len(proc.stdout) < 200
+    did_you_mean = run(["search", "flashatention " + "attention " * 500], shared).stdout
+    assert len(did_you_mean.splitlines()[0]) < 200
+
+
+def test_show_takes_the_hash_part_of_an_id(shared):
+    out = run(["show", "5f1901f5"], shared).stdout
+    assert out.startswith("# 什么是 Kv cache 技术")
+    assert "[llm-interview-104-questions:5f1901f5]" in out
+
+
+def test_show_an_ambiguous_id_lists_the_candidates(shared):
+    # the same question in two files: the hash part alone names both
+    proc = run(["show", "0d0cd488"], shared, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "'0d0cd488' is ambiguous" in proc.stderr
+    assert "baimian-llm-qa-dpo-sft:0d0cd488" in proc.stderr
+    assert "baimian-llm-swtheking:0d0cd488" in proc.stderr
+    many = run(["show", "llm-interview-104-questions:"], shared, check=False)
+    assert many.returncode == 2 and "ambiguous" in many.stderr
+    assert len(many.stderr.splitlines()) <= 22 and "more" in many.stderr.splitlines()[-1]
+
+
+def test_show_prints_formulas_readably_and_raw_on_request(shared):
+    out = run(["show", "baimian-llm-swtheking:0d0cd488"], shared).stdout
+    assert "DPO loss = -logσ(β" in out
+    assert "p_θ(y_w|x) = p_ref(y_w|x)" in out
+    assert "\\text" not in out and "\\_" not in out
+    raw = run(["show", "baimian-llm-swtheking:0d0cd488", "--raw"], shared).stdout
+    assert "$\\\\text{DPO loss} = -\\\\log\\\\sigma" in raw
+
+
+def test_help_describes_every_command_and_option(shared):
+    search = run(["search", "--help"], shared).stdout
+    assert "Search the corpus" in search
+    assert "fewer when fewer questions match" in " ".join(search.split())
+    for command in ("show", "list"):
+        text = " ".join(run([command, "--help"], shared).stdout.split())
+        assert "--json print the" in text
+    assert "--raw print the answer's markdown as in the source" in " ".join(
+        run(["show", "--help"], shared).stdout.split()
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_fewer_results_than_asked_are_explained_on_a_terminal(shared):
+    import os
+    import pty
+
+    env = env_without_user_state(shared)
+    env["PYTHONPATH"] = str(ROOT / "server")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmref", "search", "ALiBi", "-n", "50"],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        cwd=shared,
+        env=env,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=120) == 0
+    out = b"".join(chunks).decode("utf-8")
+    shown = sum(1 for line in out.splitlines() if re.match(r"\s*\d+\. ", line))
+    assert 0 < shown < 50
+    assert f"{shown} results of the 50 asked for: no other question matches the query." in out
+    # not on a pipe: the output stays the results alone
+    piped = run(["search", "ALiBi", "-n", "50"], shared).stdout
+    assert "asked for" not in piped
 
 
 @pytest.fixture

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from llmref.corpus.loader import load_corpus
 from llmref.corpus.parse import parse_markdown
 
-from ..conftest import CORPUS
+from ..conftest import CORPUS, DATA, SHARED, shared_copy
 
 SEEDS = {
     "baimian-llm-swtheking.md": ("setext", 4),
@@ -178,9 +180,20 @@ def test_empty_and_questionless_documents():
     assert parse_markdown("just a paragraph\n\nand another\n", "p.md") == []
 
 
+def _seed_digests() -> list[str]:
+    lines = (DATA / "seed-corpus.sha256").read_text(encoding="utf-8").splitlines()
+    return sorted(line.split()[0] for line in lines if line.strip() and not line.startswith("#"))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_bundled_corpus_is_the_seed_corpus_unchanged():
-    seeds = CORPUS.parents[1] / "shared" / "corpus"
-    if not seeds.is_dir():
-        pytest.skip("no shared seed corpus beside the checkout")
-    bundled = sorted(p.read_bytes() for p in CORPUS.glob("*.md") if p.name != "SOURCES.md")
-    assert bundled == sorted(p.read_bytes() for p in seeds.iterdir())
+    bundled = sorted(_sha256(p) for p in CORPUS.glob("*.md") if p.name != "SOURCES.md")
+    assert bundled == _seed_digests()
+    seeds = shared_copy(SHARED / "corpus")
+    if seeds is not None:  # and the recorded digests are those of the team's seed corpus
+        assert sorted(_sha256(p) for p in seeds.iterdir()) == _seed_digests(), (
+            f"{seeds} changed: update corpus/ and tests/data/seed-corpus.sha256"
+        )

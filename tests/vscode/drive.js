@@ -3,9 +3,10 @@
 // Started by run.sh, which sets PORT, WORKSPACE (a folder with model.py and notes.md),
 // ARTIFACTS (screenshots), CS_USER_DATA (code-server's user data, for its logs) and
 // CHROME_HOME (a scratch dir for chromium's profile). Steps: hover-code, hover-notes,
-// completion, search, entry (entry needs search); no-python (the no-Python error and its
-// "Open Settings" button) runs only when named in LLMREF_VSCODE_STEPS. Each step saves
-// <step>.png (fail-<step>.png when it fails). Exit 0 only if every step passed.
+// completion, search, entry (needs search: the preview, its Source link, a second entry in the
+// same tab); no-python (the no-Python error and its "Open Settings" button) runs only when
+// named in LLMREF_VSCODE_STEPS. Each step saves <step>.png (fail-<step>.png when it fails).
+// Exit 0 only if every step passed.
 "use strict";
 const { chromium } = require("playwright-core");
 const fs = require("fs");
@@ -118,6 +119,34 @@ async function runCommand(page, title) {
   await page.keyboard.press("Enter");
 }
 
+/** The webview frame (a webview is nested iframes) whose text contains `want`. */
+async function previewFrame(page, want) {
+  return until(`a preview showing ${JSON.stringify(want)}`, 30000, async () => {
+    for (const frame of page.frames()) {
+      const text = await frame.evaluate(() => (document.body ? document.body.innerText : "")).catch(() => "");
+      if (text.includes(want) && !(await frame.evaluate(() => !!document.querySelector("iframe")).catch(() => true))) return frame;
+    }
+    return null;
+  });
+}
+
+/** Check the editor tabs (titles, and how many editor groups) until they are as wanted, and
+ * return the tab titles. */
+async function expectTabs(page, { has, hasNot, groups }) {
+  let seen = [];
+  let count = 0;
+  await until(`editor tabs${has ? ` with ${JSON.stringify(has)}` : ""}${hasNot ? ` without ${JSON.stringify(hasNot)}` : ""} in ${groups} groups`, 10000, async () => {
+    seen = (await page.locator(".tabs-container .tab").allInnerTexts()).map((t) => t.replace(/\s+/g, " ").trim());
+    count = await page.locator(".editor-group-container").count();
+    if (has && !seen.some((t) => t.includes(has))) return false;
+    if (hasNot && seen.some((t) => t.includes(hasNot))) return false;
+    return count === groups;
+  }).catch((e) => {
+    throw new Error(`${e.message}; tabs: ${oneLine(seen.join(" | "), 300)}; groups: ${count}`);
+  });
+  return seen;
+}
+
 // ---- the steps -----------------------------------------------------------------------------
 
 const steps = {
@@ -203,22 +232,52 @@ const steps = {
     await page.screenshot({ path: path.join(OUT, "search.png") });
   },
 
+  // Enter on the first result: the entry preview (a webview tab beside the editor, titled with
+  // the question); its Source link opens the corpus file at the line; a second search reuses
+  // the same preview tab (no third column).
   async entry(page) {
     const want = "Kv cache 技术（Key-Value Cache）";
     await page.keyboard.press("Enter");
-    // the entry is a markdown preview: a webview, i.e. nested iframes; look in every frame
-    const frameText = await until(`a preview showing ${JSON.stringify(want)}`, 30000, async () => {
-      for (const frame of page.frames()) {
-        const text = await frame.evaluate(() => document.body ? document.body.innerText : "").catch(() => "");
-        if (text.includes(want)) return text;
-      }
-      return null;
-    });
-    lap(`entry preview: ${oneLine(frameText, 160)}`);
-    const tabs = await page.locator(".tabs-container .tab").allInnerTexts();
-    lap(`editor tabs: ${oneLine(tabs.join(" | "))}`);
+    const preview = await previewFrame(page, want);
+    lap(`entry preview: ${oneLine(await preview.evaluate(() => document.body.innerText), 160)}`);
+    await expectTabs(page, { has: "什么是 Kv cache 技术", groups: 2 });
     await sleep(500);
     await page.screenshot({ path: path.join(OUT, "entry.png") });
+
+    // the Source link: the corpus file, at the question's line, in the editor column
+    const source = "llm-interview-104-questions.md:180";
+    const link = preview.locator("a", { hasText: source }).first();
+    await link.waitFor({ state: "visible", timeout: 5000 });
+    await link.click();
+    const where = await until(`${source} open in the editor at line 180`, 20000, async () => {
+      const tab = await page.locator(".tabs-container .tab.active").allInnerTexts();
+      const cursor = page.locator('.statusbar-item[id="status.editor.selection"]').first();
+      const ln = (await cursor.isVisible()) ? await cursor.innerText() : "";
+      const ok = tab.some((t) => t.replace(/\s+/g, "").includes("llm-interview-104-questions.md")) && /Ln 180\b/.test(ln);
+      return ok ? `${ln}; active tabs ${tab.map((t) => t.replace(/\s+/g, " ").trim()).join(" | ")}` : null;
+    });
+    const lineText = await until("the question on screen", 5000, async () => {
+      const lines = await page.locator(".editor-instance .monaco-editor .view-lines .view-line").allInnerTexts();
+      return lines.map((l) => l.replace(/\u00a0/g, " ")).find((l) => l.includes("什么是 Kv cache 技术")) || null;
+    });
+    lap(`source link opened: ${where}; ${oneLine(lineText, 80)}`);
+    await expectTabs(page, { groups: 2 });
+    await page.screenshot({ path: path.join(OUT, "entry-source.png") });
+
+    // a second entry replaces the first in the same preview tab
+    await resetFocus(page);
+    await runCommand(page, "llmref: Search LLM Reference");
+    await page.locator(".quick-input-widget .quick-input-box input").waitFor({ state: "visible", timeout: 10000 });
+    await page.keyboard.type("旋转位置编码", { delay: 30 });
+    const first = page.locator('.quick-input-widget .quick-input-list .monaco-list-row[data-index="0"]');
+    await until("a first result about 旋转位置编码", 30000, async () => ((await first.isVisible()) ? (await first.innerText()).includes("旋转位置编码") : false));
+    await page.keyboard.press("Enter");
+    const second = await previewFrame(page, "Rotary Position Embedding");
+    lap(`second entry: ${oneLine(await second.evaluate(() => document.body.innerText), 120)}`);
+    const tabs = await expectTabs(page, { has: "旋转位置编码 RoPE", hasNot: "什么是 Kv cache 技术", groups: 2 });
+    lap(`editor tabs: ${oneLine(tabs.join(" | "))}`);
+    await sleep(500);
+    await page.screenshot({ path: path.join(OUT, "entry-reuse.png") });
   },
 
   // The failure path, run only when selected (run.sh with LLMREF_TEST_PYTHON pointing at no

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Real VS Code (code-server) in headless Chromium, with the llmref VSIX installed in a fresh
 # profile: hover in code and in Chinese notes, completion with its details card, the search
-# QuickPick and the entry preview; opt-in step no-python (run it with a LLMREF_TEST_PYTHON that
-# does not exist): the no-Python error and its "Open Settings" button.
+# QuickPick and the entry preview (its Source link, a second entry in the same tab); opt-in
+# step no-python (run it with a LLMREF_TEST_PYTHON that does not exist): the no-Python error
+# and its "Open Settings" button.
 # Screenshots go to ${LLMREF_ARTIFACTS:-<repo>/artifacts}/vscode.
 #
 #   bash tests/vscode/install.sh          # once, as root (~3.5 min)
-#   bash tests/vscode/run.sh extension/llmref.vsix
+#   bash tests/vscode/run.sh extension/llmref-linux-x64.vsix
 #
 # Env: LLMREF_VSCODE_TOOLS (where install.sh put the tools, default /opt/llmref-vscode),
 #      LLMREF_TEST_PYTHON (-> the llmref.python.interpreter setting), LLMREF_ARTIFACTS,

@@ -1,11 +1,13 @@
 """The VS Code extension in real VS Code: code-server in headless Chromium (tests/vscode/run.sh
 and drive.js) with the VSIX installed in a fresh profile. Hover in code and in Chinese notes,
-completion with its details card, the search QuickPick and the entry preview; and, with
+completion with its details card, the search QuickPick, the entry preview (its Source link
+opens the corpus file at the line; a second entry reuses the tab); and, with
 llmref.python.interpreter pointing at no Python, the error notification and its "Open Settings"
 button. Screenshots go to artifacts/vscode/.
 
-Needs tests/vscode/install.sh (as root, once: ~3.5 min, ~900 MB) and the VSIX
-(`bash extension/scripts/package.sh`). Skipped when either is missing, except under CI.
+Needs tests/vscode/install.sh (as root, once: ~3.5 min, ~900 MB) and the Linux x64 VSIX
+(`bash extension/scripts/package.sh linux-x64`; LLMREF_VSIX=path tests another). Skipped when
+either is missing, except under CI.
 """
 
 from __future__ import annotations
@@ -20,10 +22,18 @@ import pytest
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 TOOLS = Path(os.environ.get("LLMREF_VSCODE_TOOLS", "/opt/llmref-vscode"))
-VSIX = Path(os.environ.get("LLMREF_VSIX", ROOT / "extension" / "llmref.vsix"))
+VSIX = Path(os.environ.get("LLMREF_VSIX", ROOT / "extension" / "llmref-linux-x64.vsix"))
 ARTIFACTS = Path(os.environ.get("LLMREF_ARTIFACTS", ROOT / "artifacts"))
 SHOTS = ARTIFACTS / "vscode"
-SCREENSHOTS = ["hover-code.png", "hover-notes.png", "completion.png", "search.png", "entry.png"]
+SCREENSHOTS = [
+    "hover-code.png",
+    "hover-notes.png",
+    "completion.png",
+    "search.png",
+    "entry.png",
+    "entry-source.png",
+    "entry-reuse.png",
+]
 
 
 def missing_prerequisites() -> list[str]:
@@ -38,7 +48,7 @@ def missing_prerequisites() -> list[str]:
         if not path.exists():
             missing.append(f"{name} ({path}; run tests/vscode/install.sh as root)")
     if not VSIX.is_file():
-        missing.append(f"the VSIX ({VSIX}; run `bash extension/scripts/package.sh`)")
+        missing.append(f"the VSIX ({VSIX}; run `bash extension/scripts/package.sh linux-x64`)")
     return missing
 
 
