@@ -68,7 +68,7 @@ pip_target() { # pip_target DIR ARGS...: install into a new directory (no "alrea
 # cached-property for whoosh; PyYAML's pure part, its C loader is added per platform)
 pip_target "$stage/common" "$root" \
     "pygls>=2,<3" "lsprotocol>=2025.0.0" cattrs attrs exceptiongroup typing_extensions \
-    "whoosh-reloaded==2.7.5" cached-property pyyaml markdown-it-py mdurl platformdirs
+    "whoosh-reloaded==2.7.5" cached-property pyyaml markdown-it-py mdurl platformdirs pathspec
 rm -rf "$stage/common/bin" "$stage"/common/yaml/_yaml.*
 yaml_version=$("$python" -c 'import sys, glob, re; print(re.search(r"yaml-([^-]+)\.dist-info", glob.glob(sys.argv[1] + "/[Pp]y[Yy][Aa][Mm][Ll]-*.dist-info")[0]).group(1))' "$stage/common")
 lap "staged llmref and its pure-Python dependencies (PyYAML $yaml_version)"
