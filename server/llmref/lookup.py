@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import config, normalize
 from .cards import CardInput
@@ -21,6 +22,7 @@ from .corpus.group import group_duplicates
 from .corpus.loader import Problem, digests, discover, load_notes
 from .glossary import Glossary
 from .index import SCHEMA_VERSION, Clause, Progress, SearchIndex
+from .safe_markdown import resolve_roots
 from .snippets import extract as extract_snippets
 
 log = logging.getLogger("llmref.lookup")
@@ -89,8 +91,10 @@ class Reference:
         index: SearchIndex,
         problems: list[Problem] | None = None,
         built: bool = False,
+        roots: Sequence[Path] = (),
     ) -> None:
         self.entries = {e.id: e for e in entries}
+        self.roots = list(roots)  # resolved corpus roots: cards link only to files inside
         self.order = [e.id for e in entries]
         self.glossary = glossary
         self.index = index
@@ -143,7 +147,8 @@ class Reference:
         )
         file_problems = [Problem(*p) for p in index.meta.get("extra", {}).get("problems", [])]
         all_problems = settings.problems + problems + file_problems + glossary.problems
-        return cls(entries, glossary, index, all_problems, built)
+        roots = resolve_roots(path for path, _label in settings.roots())
+        return cls(entries, glossary, index, all_problems, built, roots)
 
     def close(self) -> None:
         self.index.close()
@@ -177,7 +182,7 @@ class Reference:
         best = about[0] if about else None
         others = [self.entries[i] for i in best.also_in if i in self.entries] if best else []
         related = [r for r in (self.glossary.get(x) for x in c.related) if r is not None]
-        return CardInput(c, best, others, related, max(len(about) - 1, 0))
+        return CardInput(c, best, others, related, max(len(about) - 1, 0), roots=self.roots)
 
     # --- search ----------------------------------------------------------------------------------
 

@@ -24,12 +24,26 @@ from .glossary import Glossary, Match, term_key
 WINDOW = 96  # characters either side of the cursor that can hold a term
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KIND_RANK = {"code": 0, "name": 1, "aliases": 2, "zh": 3}
+_PROSE_RANK = {"name": 0, "aliases": 1, "zh": 2, "code": 3}  # notes: the canonical name first
+_SCAN_LIMIT = 5000  # prefix rows looked at per completion (bounded on a huge glossary)
+_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")
 _WORD_BEFORE = re.compile(r"[A-Za-z0-9_\-]*$")
 
 PROSE_LANGUAGES = frozenset(
     {"markdown", "plaintext", "text", "restructuredtext", "rst", "latex", "tex", "org", "asciidoc"}
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One completion row: a concept, the form to insert, and every form of the concept that
+    matched the prefix (the label first): what a client filters on."""
+
+    concept: str
+    label: str
+    kind: str  # the label's kind: name, aliases, zh, code
+    forms: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,29 +131,65 @@ class TermFinder:
 
     # --- completion ---------------------------------------------------------------------------
 
-    def complete(self, typed: str, limit: int = 50) -> tuple[list[tuple[str, str, str]], bool]:
-        """(form, concept id, kind) of terms whose key starts with ``typed``'s key, best first,
-        and whether the list was cut."""
+    def complete(
+        self, typed: str, limit: int = 50, *, prose: bool = True
+    ) -> tuple[list[Completion], bool]:
+        """One row per concept whose forms (name, aliases, Chinese names, identifiers) have a
+        key starting with ``typed``'s key, best first, and whether the list was cut.
+
+        A row's label is the form to insert: the canonical one in notes (name, else the
+        first matching alias; for a Chinese prefix the first matching Chinese name), in code
+        the identifier closest to what was typed. In code, ``common_word`` concepts match only
+        their identifiers."""
         key = term_key(typed)
         if not key:
             return [], False
         i = bisect.bisect_left(self._keys, key)
-        out: list[tuple[str, str, str]] = []
-        seen: set[tuple[str, str]] = set()
+        found: dict[str, list[tuple[str, str, str]]] = {}  # concept -> (text, kind, key)
+        scanned = 0
         cut = False
         while i < len(self._rows) and self._keys[i].startswith(key):
-            _k, _rank, text, cid, kind = self._rows[i]
+            k, _rank, text, cid, kind = self._rows[i]
             i += 1
-            if (text, cid) in seen:
-                continue
-            if len(out) >= limit:
+            scanned += 1
+            if scanned > _SCAN_LIMIT:  # a one-letter prefix of a huge glossary
                 cut = True
                 break
-            seen.add((text, cid))
-            out.append((text, cid, kind))
-        # shortest keys (closest to what was typed) first, canonical names before aliases
-        out.sort(key=lambda r: (len(term_key(r[0])), _KIND_RANK[r[2]], r[0].lower()))
-        return out, cut
+            if not prose and kind != "code" and self.glossary.concepts[cid].common_word:
+                continue
+            found.setdefault(cid, []).append((text, kind, k))
+        rows = [self._row(cid, forms, typed, prose) for cid, forms in found.items()]
+        rows.sort(key=lambda r: (r[0], r[1].label.lower()))
+        if len(rows) > limit:
+            rows, cut = rows[:limit], True
+        return [r[1] for r in rows], cut
+
+    def _row(
+        self, cid: str, forms: list[tuple[str, str, str]], typed: str, prose: bool
+    ) -> tuple[tuple[int, int], Completion]:
+        concept = self.glossary.concepts[cid]
+        order = {text: n for n, (text, _kind) in enumerate(concept.forms())}
+        lowered = typed.lower()
+        chinese = _CJK_RUN.search(typed) is not None or bool(_CJK_CHAR.search(typed))
+
+        def preference(form: tuple[str, str, str]) -> tuple:
+            text, kind, k = form
+            literal = (not text.startswith(typed), not text.lower().startswith(lowered))
+            if chinese:
+                return (kind != "zh", order.get(text, 0))
+            if prose:
+                return (_PROSE_RANK[kind], literal[1], order.get(text, 0))
+            return (
+                _IDENT.fullmatch(text) is None, len(k), *literal, _KIND_RANK[kind],
+                order.get(text, 0),
+            )  # fmt: skip
+
+        ranked = sorted(forms, key=preference)  # a text in two kinds: the preferred one first
+        text, kind, _k = ranked[0]
+        closeness = min(len(k) for _t, _kind, k in forms)
+        rank = (_PROSE_RANK if prose else _KIND_RANK)[kind]
+        texts = tuple(dict.fromkeys(t for t, _, _ in ranked))
+        return (closeness, rank), Completion(cid, text, kind, texts)
 
     def prefix_before(self, line: str, col: int) -> tuple[int, str]:
         """(start, text) of the term prefix being typed before ``col``.
