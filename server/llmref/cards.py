@@ -208,6 +208,16 @@ def _safe(markdown: str, base: Path | None, roots: Sequence[Path]) -> str:
     return sanitize(_formulas(markdown), base=base, roots=roots)
 
 
+def _head(markdown: str, max_lines: int) -> tuple[str, bool]:
+    """The start of a long answer, enough for ``max_lines`` lines and more (parsing the whole
+    of a huge answer for a 12-line card would cost seconds); cut at a line end."""
+    limit = max_lines * 400 + 2000
+    if len(markdown) <= limit:
+        return markdown, False
+    end = markdown.rfind("\n", 0, limit)
+    return markdown[: end if end > 0 else limit], True
+
+
 def _cut(
     markdown: str, max_lines: int, base: Path | None, roots: Sequence[Path]
 ) -> tuple[str, bool]:
@@ -225,16 +235,18 @@ def render_entry(
     question = " ".join(entry.question.split())
     parts = [f"{heading} {escape_text(question)}".rstrip()]
     if entry.detail:
-        detail, _ = _cut(_safe(entry.detail, base, roots), max(3, max_lines // 3), base, roots)
-        parts.append(detail)
-    answer = _safe(entry.answer, base, roots) if entry.answer else ""
+        lines = max(3, max_lines // 3)
+        detail = _safe(_head(entry.detail, lines)[0], base, roots)
+        parts.append(_cut(detail, lines, base, roots)[0])
+    head, long = _head(entry.answer, max_lines)
+    answer = _safe(head, base, roots) if head else ""
     if entry.external:
         parts.append("*The answer is external:*" + (f"\n\n{answer}" if answer else ""))
     elif not entry.has_answer:
         parts.append("*No answer text in the source.*" + (f"\n\n{answer}" if answer else ""))
     elif answer:
         body, was_cut = _cut(answer, max_lines, base, roots)
-        parts.append(body + ("\n\n…" if was_cut else ""))
+        parts.append(body + ("\n\n…" if was_cut or long else ""))
     return "\n\n".join(p for p in parts if p)
 
 

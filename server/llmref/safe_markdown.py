@@ -32,12 +32,13 @@ from typing import NamedTuple
 from urllib.parse import quote, unquote, urlsplit
 
 from markdown_it import MarkdownIt
-from markdown_it.tree import SyntaxTreeNode
+from markdown_it.token import Token
 
 IMAGE_MARKER = "image"  # plain text: every font has it (🖼 rendered as a box without emoji fonts)
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*:")
 _TEXT_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+_FTP = re.compile(r"\b(ftp):(?=//)", re.I)
 _LINE_START = re.compile(r"^(?:[#+=\-]|\d{1,9}(?=[.)]))")
 _URL_SAFE = "/:?#@!$&+,;=%-._~"
 _ENTITY_LIKE = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
@@ -100,14 +101,20 @@ def safe_url(url: str, *, base: Path | None = None, roots: Sequence[Path] = ()) 
     if _SCHEME.match(url):
         scheme = url.split(":", 1)[0].lower()
         if scheme in ("http", "https"):
-            parts = urlsplit(url)
+            try:
+                parts = urlsplit(url)
+            except ValueError:  # a broken IPv6 host
+                return None
             if not parts.netloc or not url[len(scheme) + 1 :].startswith("//"):
                 return None
             rest = url[len(scheme) + 3 :]
             return f"{scheme}://" + _ENTITY_LIKE.sub("%26", quote(rest, safe=_URL_SAFE))
         if scheme != "file":
             return None
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return None
         if parts.netloc not in ("", "localhost"):
             return None
         target: Path | None = Path(unquote(parts.path))
@@ -137,6 +144,7 @@ def escape_text(text: str) -> str:
     """Plain text -> inline markdown that shows exactly that text (no markup can form)."""
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _TEXT_SPECIAL.sub(r"\\\1", text)
+    text = _FTP.sub(r"\1\\:", text)  # GFM renderers would autolink a bare ftp://
     if text.endswith("!"):  # "!" + a link of ours would be an image
         text = text[:-1] + "\\!"
     return text
@@ -177,6 +185,74 @@ def code_fence(code: str, language: str = "") -> str:
 # --- the writer -------------------------------------------------------------------------------
 
 
+MAX_DEPTH = 64  # deeper nesting (5,000 "*" around a word) is shown as plain text
+
+
+class _TooDeep(Exception):
+    pass
+
+
+class _Node:
+    """A token with the tokens it encloses: what the writer walks (markdown-it's own
+    SyntaxTreeNode recurses while building and copies lists at every level)."""
+
+    __slots__ = ("children", "token", "type")
+
+    def __init__(self, kind: str, token: Token | None) -> None:
+        self.type = kind
+        self.token = token
+        self.children: list[_Node] = []
+
+    @property
+    def tag(self) -> str:
+        return self.token.tag if self.token else ""
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self.token.attrs) if self.token else {}
+
+    @property
+    def markup(self) -> str:
+        return self.token.markup if self.token else ""
+
+    @property
+    def info(self) -> str:
+        return self.token.info if self.token else ""
+
+    @property
+    def content(self) -> str:
+        return self.token.content if self.token else ""
+
+    @property
+    def hidden(self) -> bool:
+        return bool(self.token and self.token.hidden)
+
+
+def _tree(tokens: Sequence[Token]) -> list[_Node]:
+    """Tokens -> nodes, without recursion; raises _TooDeep past MAX_DEPTH."""
+    root = _Node("root", None)
+    stack = [root]
+    for token in tokens:
+        if token.nesting == -1:
+            if len(stack) > 1:
+                stack.pop()
+            continue
+        kind = token.type[:-5] if token.nesting == 1 else token.type  # "em_open" -> "em"
+        node = _Node(kind, token)
+        stack[-1].children.append(node)
+        if token.nesting == 1:
+            stack.append(node)
+            if len(stack) > MAX_DEPTH:
+                raise _TooDeep
+        elif token.children:  # inline content, an image's alt text: flat lists themselves
+            node.children = _tree(token.children)
+    return root.children
+
+
+def _parse(markdown: str) -> list[_Node]:
+    return _tree(_parser().parse(markdown))
+
+
 class _Ctx(NamedTuple):
     one_line: bool  # breaks become spaces (headings, table cells)
     in_table: bool  # "|" in code spans is escaped
@@ -192,7 +268,7 @@ class _Writer:
 
     # blocks ---------------------------------------------------------------------------------
 
-    def blocks(self, nodes: Sequence[SyntaxTreeNode], *, tight: bool = False) -> list[str]:
+    def blocks(self, nodes: Sequence[_Node], *, tight: bool = False) -> list[str]:
         out: list[str] = []
         for node in nodes:
             lines = self.block(node)
@@ -203,7 +279,7 @@ class _Writer:
             out.extend(lines)
         return out
 
-    def block(self, node: SyntaxTreeNode) -> list[str]:
+    def block(self, node: _Node) -> list[str]:
         kind = node.type
         if kind == "paragraph":
             return self.inline_lines(node.children[0] if node.children else None)
@@ -230,7 +306,7 @@ class _Writer:
         # anything else (a plugin's block): its text, escaped
         return [_escape_line_start(escape_text(x)) for x in node.content.splitlines() if x.strip()]
 
-    def list_lines(self, node: SyntaxTreeNode) -> list[str]:
+    def list_lines(self, node: _Node) -> list[str]:
         ordered = node.type == "ordered_list"
         start = int(node.attrs.get("start", 1) or 1) if ordered else 1
         tight = any(p.type == "paragraph" and p.hidden for i in node.children for p in i.children)
@@ -251,7 +327,7 @@ class _Writer:
             out.extend(pad + line if line else "" for line in lines[1:])
         return out
 
-    def table_lines(self, node: SyntaxTreeNode) -> list[str]:
+    def table_lines(self, node: _Node) -> list[str]:
         rows: list[list[str]] = []
         aligns: list[str] = []
         for part in node.children:  # thead, tbody
@@ -286,13 +362,11 @@ class _Writer:
 
     # inline ---------------------------------------------------------------------------------
 
-    def inline_lines(self, node: SyntaxTreeNode | None) -> list[str]:
+    def inline_lines(self, node: _Node | None) -> list[str]:
         text = self.inline(node)
         return text.split("\n") if text.strip() else []
 
-    def inline(
-        self, node: SyntaxTreeNode | None, *, one_line: bool = False, in_table: bool = False
-    ) -> str:
+    def inline(self, node: _Node | None, *, one_line: bool = False, in_table: bool = False) -> str:
         """Inline content; ``one_line``: breaks become spaces (headings, table cells)."""
         if node is None:
             return ""
@@ -300,7 +374,7 @@ class _Writer:
         self._inline(node.children, out, _Ctx(one_line or in_table, in_table, False))
         return "".join(out)
 
-    def _inline(self, nodes: Sequence[SyntaxTreeNode], out: list[str], ctx: _Ctx) -> None:
+    def _inline(self, nodes: Sequence[_Node], out: list[str], ctx: _Ctx) -> None:
         for node in nodes:
             kind = node.type
             if kind == "text":
@@ -370,7 +444,7 @@ class _Writer:
         return "".join(out)
 
 
-def _plain_inline(nodes: Sequence[SyntaxTreeNode]) -> str:
+def _plain_inline(nodes: Sequence[_Node]) -> str:
     """The text of inline nodes (an image's alt text)."""
     parts: list[str] = []
     for node in nodes:
@@ -391,8 +465,12 @@ def sanitize(markdown: str, *, base: Path | None = None, roots: Sequence[Path] =
     links must point inside them)."""
     if not markdown.strip():
         return ""
-    tree = SyntaxTreeNode(_parser().parse(markdown))
-    return "\n".join(_Writer(base, roots).blocks(tree.children))
+    try:
+        nodes = _parse(markdown)
+    except _TooDeep:  # absurd nesting: every line as plain text
+        lines = (_escape_line_start(escape_text(x)) for x in markdown.splitlines())
+        return "\n".join(x if x.strip() else "" for x in lines).strip("\n")
+    return "\n".join(_Writer(base, roots).blocks(nodes))
 
 
 def sanitize_inline(text: str, *, base: Path | None = None, roots: Sequence[Path] = ()) -> str:
@@ -417,11 +495,14 @@ def fenced_blocks(markdown: str) -> list[tuple[str, str]]:
 
 def to_plain(markdown: str) -> str:
     """Markdown (a card) -> plain text: markup gone, http(s) links as ``text <url>``."""
-    tree = SyntaxTreeNode(_parser().parse(markdown))
-    return "\n".join(_plain_blocks(tree.children)).strip("\n")
+    try:
+        nodes = _parse(markdown)
+    except _TooDeep:
+        return markdown
+    return "\n".join(_plain_blocks(nodes)).strip("\n")
 
 
-def _plain_blocks(nodes: Sequence[SyntaxTreeNode]) -> list[str]:
+def _plain_blocks(nodes: Sequence[_Node]) -> list[str]:
     out: list[str] = []
     for node in nodes:
         lines = _plain_block(node)
@@ -432,7 +513,7 @@ def _plain_blocks(nodes: Sequence[SyntaxTreeNode]) -> list[str]:
     return out
 
 
-def _plain_block(node: SyntaxTreeNode) -> list[str]:
+def _plain_block(node: _Node) -> list[str]:
     kind = node.type
     if kind in ("paragraph", "heading"):
         return _plain_text(node.children[0].children if node.children else []).split("\n")
@@ -462,7 +543,7 @@ def _plain_block(node: SyntaxTreeNode) -> list[str]:
     return node.content.splitlines()
 
 
-def _plain_text(nodes: Sequence[SyntaxTreeNode]) -> str:
+def _plain_text(nodes: Sequence[_Node]) -> str:
     parts: list[str] = []
     for node in nodes:
         kind = node.type

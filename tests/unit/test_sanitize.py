@@ -9,6 +9,7 @@ file inside the corpus roots.
 
 from __future__ import annotations
 
+import os
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -245,7 +246,9 @@ def with_root(text: str, root: Path) -> str:
 
 
 HYPOTHESIS = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("LLMREF_HYPOTHESIS_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
@@ -399,3 +402,11 @@ def test_plain_text():
         "**KV** · 键值  \nSource: [d.md:3](file:///x/d.md#L3) [paper](https://a.b/c) \\*x\\*"
     )
     assert plain == "KV · 键值\nSource: d.md:3 paper <https://a.b/c> *x*"
+
+
+def test_absurd_nesting_is_plain_text_not_a_crash():
+    for text in ["*" * 5000 + "x" + "*" * 5000, "[" * 3000 + "x" + "](command:x)" * 3000]:
+        out = sanitize(text)
+        assert problems(out, []) == []
+        assert "x" in to_plain(out)
+    assert sanitize("> " * 30 + "x") is not None  # past markdown-it's nesting limit
