@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .glossary import Glossary, Match, term_key
 
@@ -44,6 +45,19 @@ class Completion:
     label: str
     kind: str  # the label's kind: name, aliases, zh, code
     forms: tuple[str, ...]
+
+
+class _Ranked(NamedTuple):
+    row: Completion
+    rank: int  # of the label's kind
+
+    @property
+    def concept(self) -> str:
+        return self.row.concept
+
+    @property
+    def label(self) -> str:
+        return self.row.label
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,52 +158,71 @@ class TermFinder:
         key = term_key(typed)
         if not key:
             return [], False
+        if len(key) > 2:
+            return self._complete(typed, key, limit, prose)
+        # one or two letters (what an editor asks for first) match hundreds of rows: remembered
+        cache: dict = self.__dict__.setdefault("_short_prefixes", {})  # per finder (glossary)
+        found = cache.get((typed, limit, prose))
+        if found is None:
+            if len(cache) > 4096:
+                cache.clear()
+            found = cache[(typed, limit, prose)] = self._complete(typed, key, limit, prose)
+        return list(found[0]), found[1]
+
+    def _complete(
+        self, typed: str, key: str, limit: int, prose: bool
+    ) -> tuple[list[Completion], bool]:
         i = bisect.bisect_left(self._keys, key)
         found: dict[str, list[tuple[str, str, str]]] = {}  # concept -> (text, kind, key)
-        scanned = 0
-        cut = False
-        while i < len(self._rows) and self._keys[i].startswith(key):
+        closeness: dict[str, int] = {}  # concept -> its shortest matching key
+        stop = min(len(self._rows), i + _SCAN_LIMIT)
+        while i < stop and self._keys[i].startswith(key):
             k, _rank, text, cid, kind = self._rows[i]
             i += 1
-            scanned += 1
-            if scanned > _SCAN_LIMIT:  # a one-letter prefix of a huge glossary
-                cut = True
-                break
             if not prose and kind != "code" and self.glossary.concepts[cid].common_word:
                 continue
             found.setdefault(cid, []).append((text, kind, k))
-        rows = [self._row(cid, forms, typed, prose) for cid, forms in found.items()]
-        rows.sort(key=lambda r: (r[0], r[1].label.lower()))
-        if len(rows) > limit:
-            rows, cut = rows[:limit], True
-        return [r[1] for r in rows], cut
+            closeness[cid] = min(closeness.get(cid, len(k)), len(k))
+        cut = i < len(self._rows) and self._keys[i].startswith(key)  # a huge glossary
+        # rows only for the closest concepts (ties at the limit included): the rest is cut
+        ids = sorted(found, key=closeness.__getitem__)
+        if len(ids) > limit:
+            edge = closeness[ids[limit - 1]]
+            ids = [c for c in ids if closeness[c] <= edge]
+        chinese = _CJK_CHAR.search(typed) is not None
+        rows = [self._row(c, found[c], typed, prose, chinese) for c in ids]
+        rows.sort(key=lambda r: (closeness[r.concept], r.rank, r.label.lower()))
+        if len(rows) > limit or len(found) > limit:
+            cut = True
+        return [r.row for r in rows[:limit]], cut
 
     def _row(
-        self, cid: str, forms: list[tuple[str, str, str]], typed: str, prose: bool
-    ) -> tuple[tuple[int, int], Completion]:
+        self, cid: str, forms: list[tuple[str, str, str]], typed: str, prose: bool, chinese: bool
+    ) -> _Ranked:
         concept = self.glossary.concepts[cid]
-        order = {text: n for n, (text, _kind) in enumerate(concept.forms())}
         lowered = typed.lower()
-        chinese = _CJK_RUN.search(typed) is not None or bool(_CJK_CHAR.search(typed))
+
+        def order(text: str, kind: str) -> int:  # canonical first: the glossary's own order
+            names = [] if kind == "name" else getattr(concept, kind)
+            return names.index(text) if text in names else 0
 
         def preference(form: tuple[str, str, str]) -> tuple:
             text, kind, k = form
-            literal = (not text.startswith(typed), not text.lower().startswith(lowered))
             if chinese:
-                return (kind != "zh", order.get(text, 0))
+                return (kind != "zh", order(text, kind))
             if prose:
-                return (_PROSE_RANK[kind], literal[1], order.get(text, 0))
+                return (_PROSE_RANK[kind], not text.lower().startswith(lowered), order(text, kind))
             return (
-                _IDENT.fullmatch(text) is None, len(k), *literal, _KIND_RANK[kind],
-                order.get(text, 0),
+                _IDENT.fullmatch(text) is None, len(k), not text.startswith(typed),
+                not text.lower().startswith(lowered), _KIND_RANK[kind], order(text, kind),
             )  # fmt: skip
 
-        ranked = sorted(forms, key=preference)  # a text in two kinds: the preferred one first
+        # a text in two kinds (RMSNorm: name and code): the preferred kind first
+        ranked = sorted(forms, key=preference) if len(forms) > 1 else forms
         text, kind, _k = ranked[0]
-        closeness = min(len(k) for _t, _kind, k in forms)
         rank = (_PROSE_RANK if prose else _KIND_RANK)[kind]
         texts = tuple(dict.fromkeys(t for t, _, _ in ranked))
-        return (closeness, rank), Completion(cid, text, kind, texts)
+        return _Ranked(Completion(cid, text, kind, texts), rank)
 
     def prefix_before(self, line: str, col: int) -> tuple[int, str]:
         """(start, text) of the term prefix being typed before ``col``.

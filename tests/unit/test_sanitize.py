@@ -410,3 +410,20 @@ def test_absurd_nesting_is_plain_text_not_a_crash():
         assert problems(out, []) == []
         assert "x" in to_plain(out)
     assert sanitize("> " * 30 + "x") is not None  # past markdown-it's nesting limit
+
+
+def test_citations_and_snippet_docs_are_inert(corpus):
+    """Built from escaped text and the entry's own link, without a second sanitizer pass."""
+    from llmref.cards import citation
+    from llmref.snippets import Snippet, snippet_doc
+
+    root, base = corpus
+    for payload in PAYLOADS:
+        entry = Entry(
+            id="d:1", question=payload, answer=payload, source=payload[:20],
+            path=str(base / "ok.md"), line=3, end_line=9,
+        )  # fmt: skip
+        concept = Concept(id="c", name=payload[:30], zh=[payload[:12]])
+        assert problems(citation(concept, entry, payload), [root]) == []
+        doc = snippet_doc(Snippet("x", payload + "\n```\n" + payload, "d:1", "python"), entry)
+        assert problems(doc, [root]) == []

@@ -12,7 +12,6 @@ from pygls.workspace.position_codec import ServerTextPosition, ServerTextRange
 
 from ..cards import card_title, citation, without_title
 from ..glossary import term_key
-from ..safe_markdown import sanitize
 from ..snippets import as_snippet_text, snippet_doc
 from ..terms import Completion, is_prose
 
@@ -109,9 +108,8 @@ def _citations(
                 filter_text=_filter_text(typed, row.forms),
                 text_edit=types.TextEdit(range=edit_range, new_text=text),
                 insert_text_format=types.InsertTextFormat.PlainText,
-                documentation=types.MarkupContent(
-                    kind=types.MarkupKind.Markdown, value=sanitize(text, roots=ref.roots)
-                ),
+                # built of escaped text and the entry's own link: safe markdown already
+                documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text),
             )
         )
     return out
