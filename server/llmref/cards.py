@@ -1,27 +1,26 @@
 """Cards: concept + best Q&A -> markdown (or plain text) for hovers, completion docs and
 ``llmref.show``. Core: no pygls, no lsprotocol.
 
-Corpus text is untrusted data. Cards never carry ``command:`` (or any non-web, non-file)
-links, never embed images (an image becomes its alt text, linked), and raw HTML is escaped.
-Formulas (LaTeX) are rewritten into readable Unicode, since editors do not render LaTeX.
+Corpus and glossary text is untrusted data: every piece of it goes through
+:func:`llmref.safe_markdown.sanitize` (links only to the web and into the corpus roots, no
+image embeds, no raw HTML); names and questions are escaped as text. Formulas (LaTeX) are
+rewritten into readable Unicode, since editors do not render LaTeX.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .corpus.entry import Entry
 from .glossary import Concept
+from .safe_markdown import code_fence, code_span, escape_text, sanitize, to_plain
 
-SAFE_SCHEMES = ("http://", "https://", "file://")
-
-_IMAGE = re.compile(r"!\[([^\]\n]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
-_LINK = re.compile(r"(?<!!)\[([^\]\n]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
-_AUTOLINK = re.compile(r"<([a-zA-Z][a-zA-Z0-9+.\-]*:[^>\s]*)>")
-_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+# a fence line: any container prefix (quote markers, list indentation), then ``` or ~~~
+_FENCE = re.compile(r"^(?P<prefix>[ \t>]*)(?P<fence>`{3,}|~{3,})(?P<rest>.*)$")
 _MATH = re.compile(r"\$\$(.+?)\$\$|\$(?!\s)([^$]{1,4000}?)\$", re.S)
 
 # --- formulas ------------------------------------------------------------------------------
@@ -88,73 +87,10 @@ def _formulas(markdown: str) -> str:
             return m.group(0)
         text = latex_to_text(body)
         if "\n" in text:  # a display formula: keep its lines, as a plain block
-            return "\n```text\n" + re.sub(r"\n{2,}", "\n", text) + "\n```\n"
-        return "`" + text + "`"
+            return "\n" + code_fence(re.sub(r"\n{2,}", "\n", text), "text") + "\n"
+        return code_span(" ".join(text.split()))
 
     return _MATH.sub(render, markdown)
-
-
-# --- safety ----------------------------------------------------------------------------------
-
-
-def _safe_url(url: str, base: Path | None) -> str | None:
-    """An http(s)/file URL for a link target, or None when it must not be a link."""
-    if url.startswith(SAFE_SCHEMES):
-        return url
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.\-]*:", url):  # command:, javascript:, vscode:, data: …
-        return None
-    if base is not None and url and not url.startswith("#"):
-        from urllib.parse import unquote
-
-        target = (base / unquote(url.split("#", 1)[0])).resolve()
-        return target.as_uri() if target.exists() else None
-    return None
-
-
-def _escape_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def sanitize(markdown: str, base: Path | None = None) -> str:
-    """Untrusted markdown -> markdown safe to show: no command links, no image embeds,
-    no raw HTML. Fenced code blocks are left as they are (editors render them inert)."""
-    out: list[str] = []
-    in_fence = False
-    for line in markdown.split("\n"):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            out.append(line)
-            continue
-        if in_fence:
-            out.append(line)
-            continue
-        out.append(_sanitize_line(line, base))
-    if in_fence:
-        out.append("```")
-    return "\n".join(out)
-
-
-def _sanitize_line(line: str, base: Path | None) -> str:
-    def image(m: re.Match[str]) -> str:
-        alt = m.group(1).strip() or "image"
-        url = _safe_url(m.group(2), base)
-        alt = alt.replace("[", "").replace("]", "")
-        return f"[🖼 {alt}]({url})" if url else f"🖼 {alt}"
-
-    def link(m: re.Match[str]) -> str:
-        url = _safe_url(m.group(2), base)
-        return f"[{m.group(1)}]({url})" if url else m.group(1)
-
-    line = _escape_text(line)
-    # _escape_text turned "<url>" autolinks into "&lt;url&gt;": restore the safe ones
-    line = re.sub(
-        r"&lt;([a-zA-Z][a-zA-Z0-9+.\-]*:[^\s&]*)&gt;",
-        lambda m: f"<{m.group(1)}>" if m.group(1).startswith(SAFE_SCHEMES) else f"`{m.group(1)}`",
-        line,
-    )
-    line = _IMAGE.sub(image, line)
-    line = _LINK.sub(link, line)
-    return line
 
 
 # --- cutting ----------------------------------------------------------------------------------
@@ -162,14 +98,14 @@ def _sanitize_line(line: str, base: Path | None) -> str:
 
 def cut_markdown(markdown: str, max_lines: int) -> tuple[str, bool]:
     """The answer up to about ``max_lines`` lines, cut at a paragraph (block) boundary.
-    Returns (text, was_cut). A fenced block that must be cut is closed."""
+    Returns (text, was_cut). A fenced block that must be cut is closed with its own fence.
+    Cutting inside a block can leave half a construct: sanitize the result again."""
     blocks: list[list[str]] = []
     current: list[str] = []
-    in_fence = False
+    fence: tuple[str, str] | None = None  # (prefix, fence) of the open code block
     for line in markdown.strip("\n").split("\n"):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        if not line.strip() and not in_fence:
+        fence = _next_fence(line, fence)
+        if not line.strip() and fence is None:
             if current:
                 blocks.append(current)
                 current = []
@@ -186,8 +122,11 @@ def cut_markdown(markdown: str, max_lines: int) -> tuple[str, bool]:
             return "\n\n".join(kept), True
         if height > max_lines - used:  # the first block alone is too long: cut inside it
             part = _take_lines(block, max(max_lines - used, 3))
-            if sum(bool(_FENCE.match(x)) for x in part) % 2:
-                part.append(part[0].lstrip()[:3] if _FENCE.match(part[0]) else "```")
+            still_open: tuple[str, str] | None = None
+            for line in part:
+                still_open = _next_fence(line, still_open)
+            if still_open is not None:
+                part.append(still_open[0] + still_open[1])
             kept.append("\n".join(part))
             return "\n\n".join(kept), True
         kept.append("\n".join(block))
@@ -195,6 +134,22 @@ def cut_markdown(markdown: str, max_lines: int) -> tuple[str, bool]:
         if used >= max_lines and i < len(blocks) - 1:
             return "\n\n".join(kept), True
     return "\n\n".join(kept), False
+
+
+def _next_fence(line: str, fence: tuple[str, str] | None) -> tuple[str, str] | None:
+    """The open code fence after ``line`` (CommonMark: a fence closes with the same
+    character, at least as long, and nothing after it)."""
+    m = _FENCE.match(line)
+    if m is None:
+        return fence
+    mark, rest = m.group("fence"), m.group("rest")
+    if fence is None:
+        if mark[0] == "`" and "`" in rest:
+            return None  # ```a``` is inline code, not a fence
+        return m.group("prefix"), mark
+    if mark[0] == fence[1][0] and len(mark) >= len(fence[1]) and not rest.strip():
+        return None
+    return fence
 
 
 def _width(text: str) -> int:
@@ -235,6 +190,7 @@ class CardInput:
     related: list[Concept]
     more: int  # how many more answers beyond the one shown
     loading: bool = False  # the corpus is still being indexed
+    roots: Sequence[Path] = field(default_factory=list)  # resolved corpus roots (file links)
 
 
 def entry_uri(entry: Entry) -> str:
@@ -242,103 +198,124 @@ def entry_uri(entry: Entry) -> str:
 
 
 def location_link(entry: Entry) -> str:
-    label = f"{entry.source}:{entry.line}"
+    """``[source:line](file:///…#Lline)``: the entry's own file (found under a corpus root)."""
+    label = escape_text(f"{entry.source}:{entry.line}")
     uri = entry_uri(entry)
     return f"[{label}]({uri}#L{entry.line})" if uri else label
 
 
-def _code_span(text: str) -> str:
-    return f"`{text}`" if "`" not in text else text
+def _safe(markdown: str, base: Path | None, roots: Sequence[Path]) -> str:
+    return sanitize(_formulas(markdown), base=base, roots=roots)
 
 
-def render_entry(entry: Entry, max_lines: int = 12, *, heading: str = "####") -> str:
-    """An entry's question and (cut) answer as safe markdown."""
+def _head(markdown: str, max_lines: int) -> tuple[str, bool]:
+    """The start of a long answer, enough for ``max_lines`` lines and more (parsing the whole
+    of a huge answer for a 12-line card would cost seconds); cut at a line end."""
+    limit = max_lines * 400 + 2000
+    if len(markdown) <= limit:
+        return markdown, False
+    end = markdown.rfind("\n", 0, limit)
+    return markdown[: end if end > 0 else limit], True
+
+
+def _cut(
+    markdown: str, max_lines: int, base: Path | None, roots: Sequence[Path]
+) -> tuple[str, bool]:
+    text, was_cut = cut_markdown(markdown, max_lines)
+    # a cut inside a block can leave half a code span or link: make the rest text again
+    return (sanitize(text, base=base, roots=roots) if was_cut else text), was_cut
+
+
+def render_entry(
+    entry: Entry, max_lines: int = 12, *, heading: str = "####", roots: Sequence[Path] = ()
+) -> str:
+    """An entry's question and (cut) answer as safe markdown. ``roots``: the corpus roots,
+    resolved; links into other files must stay inside them."""
     base = Path(entry.path).parent if entry.path else None
-    parts = [f"{heading} {_escape_text(entry.question)}"]
+    question = " ".join(entry.question.split())
+    parts = [f"{heading} {escape_text(question)}".rstrip()]
     if entry.detail:
-        detail, _ = cut_markdown(sanitize(_formulas(entry.detail), base), max(3, max_lines // 3))
-        parts.append(detail)
+        lines = max(3, max_lines // 3)
+        detail = _safe(_head(entry.detail, lines)[0], base, roots)
+        parts.append(_cut(detail, lines, base, roots)[0])
+    head, long = _head(entry.answer, max_lines)
+    answer = _safe(head, base, roots) if head else ""
     if entry.external:
-        parts.append("*The answer is external:* " + sanitize(entry.answer, base))
+        parts.append("*The answer is external:*" + (f"\n\n{answer}" if answer else ""))
     elif not entry.has_answer:
-        answer = sanitize(entry.answer, base) if entry.answer else ""
-        parts.append("*No answer text in the source.*" + (f" {answer}" if answer else ""))
-    else:
-        body, was_cut = cut_markdown(sanitize(_formulas(entry.answer), base), max_lines)
-        parts.append(body + ("\n\n…" if was_cut else ""))
-    return "\n\n".join(parts)
+        parts.append("*No answer text in the source.*" + (f"\n\n{answer}" if answer else ""))
+    elif answer:
+        body, was_cut = _cut(answer, max_lines, base, roots)
+        parts.append(body + ("\n\n…" if was_cut or long else ""))
+    return "\n\n".join(p for p in parts if p)
+
+
+def card_title(concept: Concept) -> str:
+    """The card's title as plain text: name · Chinese names (completion details show it)."""
+    title = concept.name.strip()
+    if concept.zh:
+        title += " · " + " / ".join(concept.zh[:2])
+    return title
+
+
+def _title(concept: Concept) -> str:
+    name = escape_text(" ".join(concept.name.split()))
+    title = f"**{name}**" if name else ""
+    if concept.zh:
+        title += " · " + escape_text(" / ".join(" ".join(z.split()) for z in concept.zh[:2]))
+    return title
 
 
 def render_card(card: CardInput, max_lines: int = 12) -> str:
-    """The hover card, in markdown."""
-    parts: list[str] = []
+    """The hover card, in markdown: the title, under it the source (or why there is none) and
+    how many more answers there are — the first two lines, what an editor shows without
+    scrolling — then the definition, the best Q&A, related concepts."""
     c = card.concept
-    if c is not None:
-        title = f"**{_escape_text(c.name)}**"
-        if c.zh:
-            title += " · " + _escape_text(" / ".join(c.zh[:2]))
-        parts.append(title)
-        if c.definition:
-            parts.append(_escape_text(c.definition))
+    head: list[str] = [_title(c)] if c is not None else []
     if card.entry is not None:
-        parts.append("---")
-        parts.append(render_entry(card.entry, max_lines))
         where = "Source: " + location_link(card.entry)
         if card.others:
             where += " · also in " + ", ".join(location_link(o) for o in card.others)
-        parts.append(where)
+        if card.more:
+            where += f" · {card.more} more answer{'s' if card.more != 1 else ''}"
+        head.append(where)
     elif card.loading:
-        parts.append("*Indexing the corpus…*")
+        head.append("*Indexing the corpus…*")
     elif c is not None:
-        parts.append("*No Q&A about this in the corpus.*")
-    tail: list[str] = []
+        head.append("*No Q&A about this in the corpus.*")
+    parts = ["  \n".join(x for x in head if x)]
+    if c is not None and c.definition:
+        base = Path(c.file).parent if c.file else None
+        parts.append(_safe(c.definition, base, card.roots))
+    if card.entry is not None:
+        parts.append("---")
+        parts.append(render_entry(card.entry, max_lines, roots=card.roots))
     if card.related:
-        tail.append("Related: " + " · ".join(_escape_text(r.name) for r in card.related))
-    if card.more:
-        tail.append(f"{card.more} more answer{'s' if card.more != 1 else ''} in the corpus")
-    if tail:
-        parts.append("  \n".join(tail))
-    return "\n\n".join(parts)
+        names = (escape_text(" ".join(r.name.split())) for r in card.related)
+        parts.append("Related: " + " · ".join(names))
+    return "\n\n".join(p for p in parts if p)
 
 
-def to_plain(markdown: str) -> str:
-    """Markdown card -> plain text (for clients that ask for plaintext)."""
-    text = re.sub(r"^#{1,6}\s*", "", markdown, flags=re.M)
-    text = re.sub(
-        r"!?\[([^\]\n]*)\]\(([^)\s]*)\)",
-        lambda m: f"{m.group(1)} <{m.group(2)}>" if m.group(2).startswith("http") else m.group(1),
-        text,
-    )
-    text = (
-        text.replace("**", "")
-        .replace("`", "")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-    )
-    text = re.sub(r"^---$", "—" * 20, text, flags=re.M)
-    text = text.replace("  \n", "\n")
-    return text
+def without_title(card_text: str) -> str:
+    """A card (markdown or plain) without its first line, the title: for completion details,
+    where the item's ``detail`` already shows it."""
+    _title_line, _, rest = card_text.partition("\n")
+    return rest.lstrip("\n")
 
 
 def citation(concept: Concept | None, entry: Entry, term: str) -> str:
-    """A citation snippet for notes: term, one-line answer, source link."""
+    """A citation snippet for notes: term, one-line answer, source link (markdown, escaped)."""
     from .corpus.clean import excerpt
 
-    name = concept.name if concept else term
-    zh = f"（{concept.zh[0]}）" if concept and concept.zh else ""
+    name = escape_text(concept.name if concept else term)
+    zh = f"（{escape_text(concept.zh[0])}）" if concept and concept.zh else ""
     one_line = excerpt(entry.answer, 120) if entry.has_answer else entry.question
-    uri = entry_uri(entry)
-    link = (
-        f"[{entry.source}:{entry.line}]({uri}#L{entry.line})"
-        if uri
-        else f"{entry.source}:{entry.line}"
-    )
-    return f"**{name}**{zh}：{one_line} — {link}"
+    return f"**{name}**{zh}：{escape_text(one_line)} — {location_link(entry)}"
 
 
 __all__ = [
     "CardInput",
+    "card_title",
     "citation",
     "cut_markdown",
     "latex_to_text",
@@ -347,4 +324,5 @@ __all__ = [
     "render_entry",
     "sanitize",
     "to_plain",
+    "without_title",
 ]

@@ -26,6 +26,7 @@ from .glossary import Glossary
 from .index import Clause, Hit, SearchIndex
 from .locks import FileLock
 from .ranking import tag_entry
+from .safe_markdown import resolve_roots
 from .store import SnippetRow, Store
 
 log = logging.getLogger("llmref.lookup")
@@ -128,7 +129,8 @@ class Reference:
         self.damaged: str | None = None
         self.builder = None  # see open()
         self._lock = threading.RLock()  # the Whoosh searcher and swaps of the generation
-        self.roots = [Path(p).expanduser().resolve() for p, _label in settings.roots()]
+        # resolved corpus roots: cards link only to files inside them
+        self.roots = resolve_roots(path for path, _label in settings.roots())
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -331,7 +333,7 @@ class Reference:
         others = self.also_in(best) if best else []
         related = [r for r in (self.glossary.get(x) for x in c.related) if r is not None]
         more = max(self.store.about_count(concept) - 1, 0) if best else 0
-        return CardInput(c, best, others, related, more)
+        return CardInput(c, best, others, related, more, roots=self.roots)
 
     @property
     def snippets(self) -> list[SnippetRow]:

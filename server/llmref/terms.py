@@ -18,18 +18,46 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .glossary import Glossary, Match, term_key
 
 WINDOW = 96  # characters either side of the cursor that can hold a term
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KIND_RANK = {"code": 0, "name": 1, "aliases": 2, "zh": 3}
+_PROSE_RANK = {"name": 0, "aliases": 1, "zh": 2, "code": 3}  # notes: the canonical name first
+_SCAN_LIMIT = 5000  # prefix rows looked at per completion (bounded on a huge glossary)
+_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")
 _WORD_BEFORE = re.compile(r"[A-Za-z0-9_\-]*$")
 
 PROSE_LANGUAGES = frozenset(
     {"markdown", "plaintext", "text", "restructuredtext", "rst", "latex", "tex", "org", "asciidoc"}
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One completion row: a concept, the form to insert, and every form of the concept that
+    matched the prefix (the label first): what a client filters on."""
+
+    concept: str
+    label: str
+    kind: str  # the label's kind: name, aliases, zh, code
+    forms: tuple[str, ...]
+
+
+class _Ranked(NamedTuple):
+    row: Completion
+    rank: int  # of the label's kind
+
+    @property
+    def concept(self) -> str:
+        return self.row.concept
+
+    @property
+    def label(self) -> str:
+        return self.row.label
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,29 +145,84 @@ class TermFinder:
 
     # --- completion ---------------------------------------------------------------------------
 
-    def complete(self, typed: str, limit: int = 50) -> tuple[list[tuple[str, str, str]], bool]:
-        """(form, concept id, kind) of terms whose key starts with ``typed``'s key, best first,
-        and whether the list was cut."""
+    def complete(
+        self, typed: str, limit: int = 50, *, prose: bool = True
+    ) -> tuple[list[Completion], bool]:
+        """One row per concept whose forms (name, aliases, Chinese names, identifiers) have a
+        key starting with ``typed``'s key, best first, and whether the list was cut.
+
+        A row's label is the form to insert: the canonical one in notes (name, else the
+        first matching alias; for a Chinese prefix the first matching Chinese name), in code
+        the identifier closest to what was typed. In code, ``common_word`` concepts match only
+        their identifiers."""
         key = term_key(typed)
         if not key:
             return [], False
+        if len(key) > 2:
+            return self._complete(typed, key, limit, prose)
+        # one or two letters (what an editor asks for first) match hundreds of rows: remembered
+        cache: dict = self.__dict__.setdefault("_short_prefixes", {})  # per finder (glossary)
+        found = cache.get((typed, limit, prose))
+        if found is None:
+            if len(cache) > 4096:
+                cache.clear()
+            found = cache[(typed, limit, prose)] = self._complete(typed, key, limit, prose)
+        return list(found[0]), found[1]
+
+    def _complete(
+        self, typed: str, key: str, limit: int, prose: bool
+    ) -> tuple[list[Completion], bool]:
         i = bisect.bisect_left(self._keys, key)
-        out: list[tuple[str, str, str]] = []
-        seen: set[tuple[str, str]] = set()
-        cut = False
-        while i < len(self._rows) and self._keys[i].startswith(key):
-            _k, _rank, text, cid, kind = self._rows[i]
+        found: dict[str, list[tuple[str, str, str]]] = {}  # concept -> (text, kind, key)
+        closeness: dict[str, int] = {}  # concept -> its shortest matching key
+        stop = min(len(self._rows), i + _SCAN_LIMIT)
+        while i < stop and self._keys[i].startswith(key):
+            k, _rank, text, cid, kind = self._rows[i]
             i += 1
-            if (text, cid) in seen:
+            if not prose and kind != "code" and self.glossary.concepts[cid].common_word:
                 continue
-            if len(out) >= limit:
-                cut = True
-                break
-            seen.add((text, cid))
-            out.append((text, cid, kind))
-        # shortest keys (closest to what was typed) first, canonical names before aliases
-        out.sort(key=lambda r: (len(term_key(r[0])), _KIND_RANK[r[2]], r[0].lower()))
-        return out, cut
+            found.setdefault(cid, []).append((text, kind, k))
+            closeness[cid] = min(closeness.get(cid, len(k)), len(k))
+        cut = i < len(self._rows) and self._keys[i].startswith(key)  # a huge glossary
+        # rows only for the closest concepts (ties at the limit included): the rest is cut
+        ids = sorted(found, key=closeness.__getitem__)
+        if len(ids) > limit:
+            edge = closeness[ids[limit - 1]]
+            ids = [c for c in ids if closeness[c] <= edge]
+        chinese = _CJK_CHAR.search(typed) is not None
+        rows = [self._row(c, found[c], typed, prose, chinese) for c in ids]
+        rows.sort(key=lambda r: (closeness[r.concept], r.rank, r.label.lower()))
+        if len(rows) > limit or len(found) > limit:
+            cut = True
+        return [r.row for r in rows[:limit]], cut
+
+    def _row(
+        self, cid: str, forms: list[tuple[str, str, str]], typed: str, prose: bool, chinese: bool
+    ) -> _Ranked:
+        concept = self.glossary.concepts[cid]
+        lowered = typed.lower()
+
+        def order(text: str, kind: str) -> int:  # canonical first: the glossary's own order
+            names = [] if kind == "name" else getattr(concept, kind)
+            return names.index(text) if text in names else 0
+
+        def preference(form: tuple[str, str, str]) -> tuple:
+            text, kind, k = form
+            if chinese:
+                return (kind != "zh", order(text, kind))
+            if prose:
+                return (_PROSE_RANK[kind], not text.lower().startswith(lowered), order(text, kind))
+            return (
+                _IDENT.fullmatch(text) is None, len(k), not text.startswith(typed),
+                not text.lower().startswith(lowered), _KIND_RANK[kind], order(text, kind),
+            )  # fmt: skip
+
+        # a text in two kinds (RMSNorm: name and code): the preferred kind first
+        ranked = sorted(forms, key=preference) if len(forms) > 1 else forms
+        text, kind, _k = ranked[0]
+        rank = (_PROSE_RANK if prose else _KIND_RANK)[kind]
+        texts = tuple(dict.fromkeys(t for t, _, _ in ranked))
+        return _Ranked(Completion(cid, text, kind, texts), rank)
 
     def prefix_before(self, line: str, col: int) -> tuple[int, str]:
         """(start, text) of the term prefix being typed before ``col``.

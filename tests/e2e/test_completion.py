@@ -33,12 +33,19 @@ async def test_prefix_offers_the_term_and_resolve_brings_the_card(client: Langua
     result = await complete(client, uri, 0, 8)
     labels = [i.label for i in result.items]
     assert labels[0] == "RMSNorm"
+    assert "RMS Norm" not in labels  # one row per concept; its aliases are filter text
     item = result.items[0]
+    assert "RMS Norm" in item.filter_text
     assert item.text_edit.new_text == "RMSNorm"
     assert item.text_edit.range.start.character == 4
     assert item.documentation is None  # the list stays light
+    # the title once: in the detail, not again at the top of the card
+    assert item.detail == "RMSNorm · 均方根归一化 / 均方根层归一化"
     resolved = await client.completion_item_resolve_async(item)
-    assert "RMS Norm 相比于 Layer Norm" in resolved.documentation.value
+    doc = resolved.documentation.value
+    assert "RMS Norm 相比于 Layer Norm" in doc
+    assert doc.startswith("Source: [llm-interview-104-questions.md:685]")
+    assert "均方根归一化" not in doc.split("\n")[0]
 
 
 async def test_prefix_ignores_case_and_separators(client: LanguageClient):
@@ -57,8 +64,10 @@ async def test_chinese_prefix_inside_a_sentence(client: LanguageClient):
     await wait_loaded(client)
     result = await complete(client, uri, 0, len(text))
     labels = [i.label for i in result.items]
-    assert "旋转位置编码" in labels
-    item = next(i for i in result.items if i.label == "旋转位置编码")
+    # the canonical Chinese name, once: RoPE's variants (旋转位置嵌入 …) are not rows of their own
+    assert labels[0] == "旋转位置编码"
+    assert "旋转位置嵌入" not in labels and "旋转式位置编码" not in labels
+    item = result.items[0]
     assert item.text_edit.range.start.character == 5  # only 旋转 is replaced
 
 
@@ -70,6 +79,9 @@ async def test_code_snippet_from_the_corpus_in_code(client: LanguageClient):
     assert snippet.label == "DeepNormLayer"
     assert snippet.insert_text_format == types.InsertTextFormat.Snippet
     assert "class DeepNormLayer(nn.Module):" in snippet.text_edit.new_text
+    doc = snippet.documentation.value
+    assert doc.startswith("```python\nimport torch\n") and "class DeepNormLayer(nn.Module):" in doc
+    assert "— [llm-interview-104-questions.md:697]" in doc
 
 
 async def test_citation_snippet_in_notes(client: LanguageClient):

@@ -30,9 +30,12 @@ async def test_hover_identifier_in_code_shows_the_rmsnorm_card(client: LanguageC
     result = await hover_at(client, uri, text, "LlamaRMSNorm", 3)
     assert result is not None
     value = result.contents.value
-    assert value.startswith("**RMSNorm**")
+    title, source = value.split("\n")[:2]
+    assert title.startswith("**RMSNorm**")
+    # the citation right under the title: what VS Code shows without scrolling
+    assert source.startswith("Source: [llm-interview-104-questions.md:685](file://")
+    assert source.endswith("· 1 more answer")
     assert "RMS Norm 相比于 Layer Norm 有什么特点？" in value
-    assert "llm-interview-104-questions.md:685" in value
     line = text.splitlines()[result.range.start.line]
     assert line[result.range.start.character : result.range.end.character] == "LlamaRMSNorm"
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from llmref.cards import (
     CardInput,
+    card_title,
     cut_markdown,
     latex_to_text,
     render_card,
     render_entry,
     sanitize,
     to_plain,
+    without_title,
 )
 from llmref.corpus.entry import Entry
 from llmref.glossary import Concept
+
+from .test_sanitize import problems
 
 
 def entry(answer: str, **kw) -> Entry:
@@ -34,14 +38,13 @@ def test_command_and_script_links_lose_their_targets():
         "[run me](command:workbench.action.terminal.new) [js](javascript:alert(1)) <command:x.y>"
     )
     assert "](command:" not in out and "<command:" not in out and "](javascript:" not in out
-    assert "run me" in out and "js" in out
-    assert "`command:x.y`" in out  # shown as inert code, never a link
+    assert out == "run me js command:x.y"  # the text stays, as text
 
 
-def test_web_and_file_links_stay():
+def test_web_links_stay():
     out = sanitize("[paper](https://arxiv.org/abs/2104.09864) <https://example.org/a>")
     assert "[paper](https://arxiv.org/abs/2104.09864)" in out
-    assert "<https://example.org/a>" in out
+    assert "[https://example.org/a](https://example.org/a)" in out
 
 
 def test_remote_images_are_never_embedded():
@@ -49,18 +52,17 @@ def test_remote_images_are_never_embedded():
         "![图 14](http://image.example.com/x.png) and ![](https://pic1.zhimg.com/v2.jpg)"
     )
     assert "![" not in out
-    assert "[🖼 图 14](http://image.example.com/x.png)" in out
-    assert "[🖼 image](https://pic1.zhimg.com/v2.jpg)" in out
+    assert "[image: 图 14](http://image.example.com/x.png)" in out
+    assert "[image](https://pic1.zhimg.com/v2.jpg)" in out
 
 
 def test_missing_local_images_become_text():
-    out = sanitize("![formula](面试题.assets/image-1.png)", base=None)
-    assert out == "🖼 formula"
+    assert sanitize("![formula](面试题.assets/image-1.png)") == "image: formula"
 
 
 def test_raw_html_is_escaped_outside_code():
     out = sanitize(
-        '<img src="http://evil/x.png" onerror="x"> <script>alert(1)</script>\n```\n<keep>\n```'
+        '<img src="http://evil/x.png" onerror="x"> <script>alert(1)</script>\n\n```\n<keep>\n```'
     )
     assert "<img" not in out and "<script>" not in out
     assert "&lt;script&gt;" in out
@@ -90,6 +92,19 @@ def test_a_cut_code_block_is_closed():
     code = "```python\n" + "\n".join(f"x{i} = {i}" for i in range(40)) + "\n```"
     cut, was_cut = cut_markdown(code, 12)
     assert was_cut and cut.count("```") == 2
+    # a longer fence holding ``` lines is closed with its own fence
+    code = "````\n```\n" + "\n".join(f"x{i} = {i}" for i in range(40)) + "\n```\n````"
+    cut, was_cut = cut_markdown(code, 12)
+    assert was_cut and cut.endswith("\n````") and cut.count("````") == 2
+
+
+def test_a_cut_never_turns_code_into_markup(tmp_path):
+    """Cutting a long line inside a code span would leave "[x](command:…)" as markup: the
+    cut answer is sanitized again."""
+    answer = "`[x](command:evil) " + "长" * 2000 + "`"
+    card = render_entry(entry(answer), max_lines=3)
+    assert "[x](command:evil)" in cut_markdown(sanitize(answer), 3)[0]  # the half code span
+    assert problems(card, []) == [] and "[x](command:evil)" not in card
 
 
 def test_card_parts_and_plain_text():
@@ -102,13 +117,37 @@ def test_card_parts_and_plain_text():
             concept, entry("回答正文。"), [other], [Concept(id="r", name="PagedAttention")], 2
         )
     )
-    assert card.startswith("**KV cache** · 键值缓存")
+    title, source, *rest = card.split("\n")
+    assert title == "**KV cache** · 键值缓存  "
+    # the citation sits right under the title, where an editor shows it without scrolling
+    assert source == (
+        "Source: [d.md:3](file:///tmp/corpus/d.md#L3)"
+        " · also in [e.md:7](file:///tmp/corpus/e.md#L7) · 2 more answers"
+    )
     assert "#### 什么是 X？" in card and "回答正文。" in card
-    assert "[d.md:3](file:///tmp/corpus/d.md#L3)" in card
-    assert "also in [e.md:7](file:///tmp/corpus/e.md#L7)" in card
-    assert "Related: PagedAttention" in card and "2 more answers" in card
+    assert (
+        card.index("Caches keys") < card.index("回答正文。") < card.index("Related: PagedAttention")
+    )
     plain = to_plain(card)
-    assert "**" not in plain and "](" not in plain and "KV cache · 键值缓存" in plain
+    assert "**" not in plain and "](" not in plain
+    assert plain.startswith("KV cache · 键值缓存\nSource: d.md:3 · also in e.md:7 · 2 more answers")
+    assert without_title(card).startswith("Source: [d.md:3]")
+    assert without_title(plain).startswith("Source: d.md:3")
+    assert card_title(concept) == "KV cache · 键值缓存"
+
+
+def test_a_hostile_glossary_definition_is_sanitized():
+    concept = Concept(
+        id="x",
+        name="Evil [x](command:a)",
+        zh=["<img src=x>"],
+        definition="[run](command:workbench.action.terminal.new) ![t](http://evil/t.png) "
+        "[js](javascript:alert(1)) <img src=http://evil/x.png onerror=alert(1)>",
+    )
+    card = render_card(CardInput(concept, None, [], [], 0))
+    assert card.startswith("**Evil \\[x\\](command:a)** · &lt;img src=x&gt;  \n")
+    assert problems(card, []) == []
+    assert "[image: t](http://evil/t.png)" in card  # a link to the image, never the image
 
 
 def test_entries_without_answers_say_so():

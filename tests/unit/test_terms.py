@@ -59,15 +59,44 @@ def test_nothing_under_the_cursor(finder):
     assert finder.at("x", 5, prose=False) is None
 
 
+def labels(finder, typed: str, prose: bool = True) -> list[str]:
+    rows, _ = finder.complete(typed, prose=prose)
+    return [r.label for r in rows]
+
+
 def test_completion_prefixes(finder):
-    rows, _ = finder.complete("RMSN")
-    assert rows[0][0] == "RMSNorm"
-    rows, _ = finder.complete("rms_n")
-    assert "RMSNorm" in [r[0] for r in rows]
-    rows, _ = finder.complete("旋转")
-    assert "旋转位置编码" in [r[0] for r in rows]
+    assert labels(finder, "RMSN")[0] == "RMSNorm"
+    assert labels(finder, "rms_n", prose=False)[0] == "RMSNorm"
+    assert "旋转位置编码" in labels(finder, "旋转")
     assert finder.prefix_before("今天复习了旋转", 7) == (5, "旋转")
     assert finder.prefix_before("复习 KV ca", 8) == (3, "KV ca")
+
+
+def test_one_completion_row_per_concept(finder):
+    for typed in ["RMSN", "rms", "KV ca", "旋转", "lora", "fla", "ro"]:
+        for prose in (True, False):
+            rows, _ = finder.complete(typed, prose=prose)
+            concepts = [r.concept for r in rows]
+            assert len(concepts) == len(set(concepts)), (typed, prose, labels(finder, typed))
+    rows, _ = finder.complete("RMSN")
+    assert [r.label for r in rows] == ["RMSNorm"]  # not also "RMS Norm"
+    assert {"RMSNorm", "RMS Norm"} <= set(rows[0].forms)  # the aliases: what clients filter on
+
+
+def test_the_canonical_chinese_name_comes_first(finder):
+    # 旋转位置编码 (RoPE's first Chinese name), not 旋转位置嵌入 or 旋转式位置编码, and before
+    # the longer 旋转位置编码扩展 (RoPE scaling)
+    assert labels(finder, "旋转")[:2] == ["旋转位置编码", "旋转位置编码扩展"]
+
+
+def test_labels_fit_where_they_are_typed(finder):
+    assert labels(finder, "KV ca")[0] == "KV cache"  # notes: the name
+    assert labels(finder, "kv_ca", prose=False)[0] == "kv_cache"  # code: the identifier
+    assert labels(finder, "rotary")[0] == "Rotary Position Embedding"
+    assert labels(finder, "rotary", prose=False)[0] == "rotary_emb"
+    # in code, everyday words complete only to their identifiers
+    code_labels = labels(finder, "atten", prose=False)
+    assert "Attention mechanism" not in code_labels
 
 
 def test_comments_in_code_read_like_notes(finder):

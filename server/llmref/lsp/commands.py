@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..cards import location_link, render_entry
 from ..corpus.entry import result_json
+from ..safe_markdown import escape_text
 
 if TYPE_CHECKING:
     from .server import LlmrefServer
@@ -60,11 +61,13 @@ def show(ls: LlmrefServer, args: Any) -> dict:
     entry = ref.get(entry_id) if isinstance(entry_id, str) else None
     if entry is None:
         return {"error": f"no entry with id {entry_id!r}"}
-    parts = [render_entry(entry, max_lines=10_000, heading="#"), "Source: " + location_link(entry)]
+    # every corpus text in it goes through the sanitizer (the VS Code preview renders this)
+    entry_md = render_entry(entry, max_lines=10_000, heading="#", roots=ref.roots)
+    parts = [entry_md, "Source: " + location_link(entry)]
     others = [ref.entries[i] for i in entry.also_in if i in ref.entries]
     if others:
         parts.append("Also in: " + ", ".join(location_link(o) for o in others))
     names = [ref.glossary.get(c) for c in entry.concepts[:8]]
     if any(names):
-        parts.append("Concepts: " + ", ".join(c.name for c in names if c))
+        parts.append("Concepts: " + ", ".join(escape_text(c.name) for c in names if c))
     return {"id": entry.id, "markdown": "\n\n".join(parts), "entry": result_json(entry)}

@@ -4,15 +4,16 @@ cheap; cards arrive through completionItem/resolve."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 from pygls.workspace.position_codec import ServerTextPosition, ServerTextRange
 
-from ..cards import citation
+from ..cards import card_title, citation, without_title
 from ..glossary import term_key
-from ..snippets import as_snippet_text
-from ..terms import is_prose
+from ..snippets import as_snippet_text, snippet_doc
+from ..terms import Completion, is_prose
 
 if TYPE_CHECKING:
     from .server import LlmrefServer
@@ -47,29 +48,22 @@ def complete(ls: LlmrefServer, params: types.CompletionParams) -> types.Completi
         ),
     )
     prose = is_prose(doc.language_id)
-    rows, cut = ls.finder.complete(typed, limit=LIMIT)
+    rows, cut = ls.finder.complete(typed, limit=LIMIT, prose=prose)
     items: list[types.CompletionItem] = []
     glossary = ls.finder.glossary
-    for n, (form, cid, kind) in enumerate(rows):
-        concept = glossary.get(cid)
+    for n, row in enumerate(rows):
+        concept = glossary.get(row.concept)
         if concept is None:
             continue
-        if not prose and concept.common_word and kind != "code":
-            continue
-        detail = concept.name if form == concept.name else f"{concept.name} ({form})"
-        if concept.zh and form not in concept.zh:
-            detail += f" · {concept.zh[0]}"
         items.append(
             types.CompletionItem(
-                label=form,
-                kind=_KIND[kind],
-                detail=detail,
+                label=row.label,
+                kind=_KIND[row.kind],
+                detail=card_title(concept),
                 sort_text=f"0{n:03d}",
-                # the server has already matched (separators and case ignored): let the
-                # client keep the item while the typed text is a prefix of the key
-                filter_text=typed if not form.lower().startswith(typed.lower()) else form,
-                text_edit=types.TextEdit(range=edit_range, new_text=form),
-                data={"concept": cid},
+                filter_text=_filter_text(typed, row.forms),
+                text_edit=types.TextEdit(range=edit_range, new_text=row.label),
+                data={"concept": row.concept},
             )
         )
     if ls.options.completion_snippets:
@@ -81,32 +75,40 @@ def complete(ls: LlmrefServer, params: types.CompletionParams) -> types.Completi
     return types.CompletionList(is_incomplete=True if cut or not items else cut, items=items)
 
 
+def _filter_text(typed: str, forms: Sequence[str]) -> str:
+    """Every matching form of the concept, one that starts with what was typed first (the
+    server has already matched, ignoring case and separators: the client must keep the row
+    while the typed text is a prefix of any form)."""
+    lowered = typed.lower()
+    lead = next((f for f in forms if f.lower().startswith(lowered)), typed)
+    return " ".join(dict.fromkeys([lead, *forms]))
+
+
 def _citations(
-    ls: LlmrefServer, rows, typed: str, edit_range: types.Range
+    ls: LlmrefServer, rows: Sequence[Completion], typed: str, edit_range: types.Range
 ) -> list[types.CompletionItem]:
     """In notes: "term — one-line answer — source link" for the best few concepts."""
     ref = ls.ref
     if ref is None:
         return []
     out: list[types.CompletionItem] = []
-    seen: set[str] = set()
-    for form, cid, _kind in rows:
-        if cid in seen or len(out) >= 3:
-            continue
-        seen.add(cid)
-        about = ref.about(cid)
+    for row in rows:
+        if len(out) >= 3:
+            break
+        about = ref.about(row.concept)
         if not about:
             continue
-        text = citation(ref.glossary.get(cid), about[0], form)
+        text = citation(ref.glossary.get(row.concept), about[0], row.label)
         out.append(
             types.CompletionItem(
-                label=f"{form} — cite",
+                label=f"{row.label} — cite",
                 kind=types.CompletionItemKind.Snippet,
                 detail=f"citation of {about[0].source}:{about[0].line}",
                 sort_text=f"1{len(out):03d}",
-                filter_text=typed if not form.lower().startswith(typed.lower()) else form,
+                filter_text=_filter_text(typed, row.forms),
                 text_edit=types.TextEdit(range=edit_range, new_text=text),
                 insert_text_format=types.InsertTextFormat.PlainText,
+                # built of escaped text and the entry's own link: safe markdown already
                 documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text),
             )
         )
@@ -122,7 +124,7 @@ def _code_snippets(
         return []
     key = term_key(typed)
     rows, _cut = ls.finder.complete(typed, limit=20)
-    concepts = list(dict.fromkeys(cid for _form, cid, _kind in rows))
+    concepts = list(dict.fromkeys(row.concept for row in rows))
     out: list[types.CompletionItem] = []
     snippets = ref.snippets_for(key, concepts)
     entries = ref.store.entries([s.entry_id for s in snippets])
@@ -148,8 +150,7 @@ def _code_snippets(
                 text_edit=types.TextEdit(range=edit_range, new_text=as_snippet_text(snippet.code)),
                 insert_text_format=types.InsertTextFormat.Snippet,
                 documentation=types.MarkupContent(
-                    kind=types.MarkupKind.Markdown,
-                    value=f"```python\n{snippet.code}\n```\n\n{entry.question}",
+                    kind=types.MarkupKind.Markdown, value=snippet_doc(snippet, entry)
                 ),
             )
         )
@@ -162,5 +163,6 @@ def resolve(ls: LlmrefServer, item: types.CompletionItem) -> types.CompletionIte
     if isinstance(concept, str) and item.documentation is None:
         text = ls.card_text(concept)
         if text:
-            item.documentation = types.MarkupContent(kind=ls.markup_kind, value=text)
+            # the item's detail is the card's title already: the card without it
+            item.documentation = types.MarkupContent(kind=ls.markup_kind, value=without_title(text))
     return item
