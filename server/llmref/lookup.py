@@ -25,7 +25,7 @@ from .snippets import extract as extract_snippets
 
 log = logging.getLogger("llmref.lookup")
 
-PIPELINE_VERSION = "2"  # parse/tag/group behaviour: part of the index key
+PIPELINE_VERSION = "3"  # parse/tag/group behaviour: part of the index key
 
 # field weights: question > concept names > answer
 W_QUESTION = 4.0

@@ -29,10 +29,10 @@ def open_ref(notes: Path, cache: Path, **kw) -> Reference:
 def test_index_is_reused_while_nothing_changes(notes, tmp_path):
     cache = tmp_path / "cache"
     first = open_ref(notes, cache)
-    assert first.built and len(first) == 2
+    assert first.built and len(first) == 3  # two questions and the "# Notes" heading
     first.close()
     second = open_ref(notes, cache)
-    assert not second.built and len(second) == 2
+    assert not second.built and len(second) == 3
     assert second.search("KV cache").results[0].entry.question == "什么是 KV cache？"
     second.close()
 
@@ -43,7 +43,7 @@ def test_index_is_rebuilt_when_a_note_changes(notes, tmp_path):
     with (notes / "inference.md").open("a", encoding="utf-8") as f:
         f.write("\n### 3. 什么是 PagedAttention？\n\n分页管理 KV cache。\n")
     ref = open_ref(notes, cache)
-    assert ref.built and len(ref) == 3
+    assert ref.built and len(ref) == 4
     assert ref.search("PagedAttention").results[0].entry.question == "什么是 PagedAttention？"
     ref.close()
 
@@ -53,11 +53,11 @@ def test_index_is_rebuilt_when_a_note_is_added_or_removed(notes, tmp_path):
     open_ref(notes, cache).close()
     (notes / "more.md").write_text("### 1. 什么是 LoRA？\n\n低秩。\n", encoding="utf-8")
     ref = open_ref(notes, cache)
-    assert ref.built and len(ref) == 3
+    assert ref.built and len(ref) == 4
     ref.close()
     (notes / "more.md").unlink()
     ref = open_ref(notes, cache)
-    assert len(ref) == 2
+    assert len(ref) == 3
     ref.close()
 
 
@@ -106,7 +106,7 @@ def test_a_crashed_build_leaves_nothing_that_is_opened(notes, tmp_path):
     old = 10**9
     os.utime(stale, (old, old))
     ref = open_ref(notes, cache)
-    assert ref.built and len(ref) == 2
+    assert ref.built and len(ref) == 3
     ref.close()
     assert not stale.exists()  # old leftovers are swept
     assert not [p for p in cache.iterdir() if p.name.startswith("building-")]
@@ -137,7 +137,7 @@ def test_different_corpus_sets_get_different_indexes(notes, tmp_path):
     (other / "x.md").write_text("### 1. 什么是 DPO？\n\n偏好优化。\n", encoding="utf-8")
     open_ref(notes, cache).close()
     both = Reference.open(Settings(corpora=[notes, other], bundled=False, cache=cache))
-    assert len(both) == 3
+    assert len(both) == 4
     both.close()
     again = open_ref(notes, cache)
     assert not again.built  # the first configuration's index is still there

@@ -33,7 +33,6 @@ class Entry:
         return cls(**data)
 
 
-
 def result_json(entry: Entry, score: float | None = None) -> dict:
     """An entry as the CLI's --json and the llmref.search command give it."""
     data = {
