@@ -112,10 +112,12 @@ class _Block:
     type: str  # token type of the block's opening token
     markup: str
     level: int  # heading level, 99 for other blocks
-    inline: str  # a heading's inline markdown; a paragraph's first line; "" for others
+    inline: str  # a heading's inline markdown; a paragraph's first line when it may start a
+    # question (bold-q, numbered-line); "" otherwise
     begin: int  # 0-based first line
     end: int  # 0-based line after the block
     dedent: bool  # paragraphs, and indented "code" that is Chinese prose
+    answer_label: bool = False  # a paragraph starting with a "**回答**：" label
 
 
 @dataclass
@@ -223,17 +225,22 @@ def _blocks(tokens: list[Token], offset: int = 0) -> list[_Block]:
             continue
         inline = ""
         level = 99
+        label = False
         if tok.type == "heading_open":
             inline = tokens[i + 1].content if i + 1 < len(tokens) else ""
             level = int(tok.tag[1]) if tok.tag[1:].isdigit() else 99
         elif tok.type == "paragraph_open" and i + 1 < len(tokens):
-            inline = tokens[i + 1].content.partition("\n")[0]
+            content = tokens[i + 1].content
+            first = content.partition("\n")[0]
+            if _BOLD_Q.match(first) or _NUMBERED_LINE.match(first):
+                inline = first  # kept only when it may be a question (memory)
+            label = clean.is_answer_label(content)
         dedent = tok.type == "paragraph_open" or (
             tok.type == "code_block" and _CJK.search(tok.content) is not None
         )
         begin, end = tok.map
         out.append(
-            _Block(tok.type, tok.markup, level, inline, begin + offset, end + offset, dedent)
+            _Block(tok.type, tok.markup, level, inline, begin + offset, end + offset, dedent, label)
         )
     return out
 
@@ -429,8 +436,7 @@ def _question(doc: _Doc, seg: _Segment, stop: int, doc_title: str | None) -> Non
             (
                 bi
                 for bi in range(seg.first, seg.stop)
-                if doc.blocks[bi].begin >= body_begin
-                and clean.is_answer_label(doc.blocks[bi].inline)
+                if doc.blocks[bi].begin >= body_begin and doc.blocks[bi].answer_label
             ),
             None,
         )
