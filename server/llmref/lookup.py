@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from . import config, normalize
 from .cards import CardInput
 from .config import Settings
-from .corpus.entry import Entry, result_json
+from .corpus.entry import TEXT_LAYOUTS, Entry, result_json
 from .corpus.group import group_duplicates
 from .corpus.loader import Problem, digests, discover, load_notes
 from .glossary import Glossary
@@ -56,13 +56,16 @@ class SearchResult:
 
 
 def tag_entries(entries: list[Entry], glossary: Glossary) -> None:
-    """Concepts named by each entry (question first), then same-question groups."""
+    """Concepts named by each entry (question first), then same-question groups: among
+    questions only (a note's sections are named by heading paths that share prefixes, and
+    the parts of a split section are near-identical; none of them is "the same question")."""
     for entry in entries:
         in_question = glossary.concepts_in(entry.question)
         in_answer = glossary.concepts_in(f"{entry.detail}\n{entry.answer}")
         entry.question_concepts = in_question
         entry.concepts = in_question + [c for c in in_answer if c not in in_question]
-    group_duplicates(entries, [frozenset(e.question_concepts) for e in entries])
+    questions = [e for e in entries if e.layout not in TEXT_LAYOUTS]
+    group_duplicates(questions, [frozenset(e.question_concepts) for e in questions])
 
 
 def fingerprint(

@@ -404,3 +404,17 @@ def test_the_loader_reports_a_cut_section(tmp_path):
     assert problem.path == str(tmp_path / "huge.md") and problem.line == 1
     assert "section longer than 1,000,000 characters" in str(problem)
     assert {e.question for e in corpus.entries} >= {"Huge", "Small"}
+
+
+def test_sections_are_never_grouped_as_the_same_question():
+    from llmref.glossary import Glossary
+    from llmref.lookup import tag_entries
+
+    # sibling sections share long path prefixes, the parts of a split section nearly all
+    entries = parse_fixture("code-walkthrough.md") + parse_markdown(big_section(30), "n.md")
+    same = "### 1. 什么是 KV cache？\n\n缓存。\n"
+    entries += parse_markdown(same, "a.md") + parse_markdown(same, "b.md")
+    tag_entries(entries, Glossary.load([]))
+    assert all(e.group is None for e in entries if e.layout in TEXT_LAYOUTS)
+    a, b = entries[-2:]
+    assert a.group == b.group is not None and a.also_in == [b.id]  # questions still are

@@ -53,13 +53,21 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from . import clean
-from .entry import Entry
+from .entry import QUESTION_LAYOUTS, TEXT_LAYOUTS, Entry
 from .loader import Problem
 
-QUESTION_LAYOUTS = frozenset(
-    {"qa-heading", "numbered-heading", "setext", "bold-q", "numbered-line"}
-)
-TEXT_LAYOUTS = frozenset({"section", "preamble", "file"})
+__all__ = [
+    "CHUNK_CHARS",
+    "CUT_MARKER",
+    "MAX_SECTION_CHARS",
+    "PATH_SEPARATOR",
+    "QUESTION_LAYOUTS",
+    "SPLIT_CHARS",
+    "TEXT_LAYOUTS",
+    "parse_markdown",
+    "slugify",
+]
+
 PATH_SEPARATOR = " › "
 SPLIT_CHARS = 4000  # a section longer than this is split between blocks
 MAX_SECTION_CHARS = 1_000_000  # text of one entry beyond this is cut (with a warning)
