@@ -36,7 +36,7 @@ from pathlib import Path
 
 from . import cache, normalize
 from .corpus import group as grouping
-from .corpus.entry import Entry
+from .corpus.entry import TEXT_LAYOUTS, Entry
 from .corpus.loader import NoteFile, Problem, Scan, ScanRules, read_note, scan
 from .corpus.parse import slugify
 from .glossary import Glossary
@@ -48,7 +48,7 @@ from .store import STORE, Store, entry_json, sort_key
 
 log = logging.getLogger("llmref.build")
 
-PIPELINE_VERSION = "3"  # parse/tag/group behaviour: part of the slot key
+PIPELINE_VERSION = "4"  # parse/tag/group behaviour: part of the slot key
 WHOOSH = "whoosh"
 PARALLEL_BYTES = 3_000_000  # corpora above this are parsed and indexed by worker processes
 FULL_REBUILD_SHARE = 0.25  # a sync touching more of the files than this rebuilds instead
@@ -230,6 +230,13 @@ def _insert_file(db, fr: FileResult, vocab: _Vocab) -> list[tuple[int, Entry, gr
         vocab.add(latin_words(entry), 1)
         out.append((rowid, entry, sig))
     return out
+
+
+def _groups(entry: Entry) -> bool:
+    """Whether an entry takes part in duplicate grouping: questions do; a note's sections
+    do not (heading paths share prefixes, split parts are near-identical, and neither is
+    "the same question asked elsewhere")."""
+    return entry.layout not in TEXT_LAYOUTS
 
 
 def _key(text: str) -> str:
@@ -558,7 +565,9 @@ def full_build(
         def take(db, fr: FileResult) -> None:
             nonlocal done
             for rowid, entry, sig in _insert_file(db, fr, vocab):
-                rows.append((rowid, entry.id, sig))
+                if _groups(entry):
+                    rows.append((rowid, entry.id, sig))
+                report.entries += 1
             done += fr.size
             if progress is not None:
                 progress(done, total)
@@ -591,7 +600,6 @@ def full_build(
         with store.tx() as db:
             store.set_meta(db, "fingerprint", config.fingerprint())
             store.set_meta(db, "built", str(time.time()))
-        report.entries = len(rows)
         store.close()
         index.sign(slot.key)
         index.close()
@@ -680,7 +688,7 @@ def sync(
                     touched |= _delete_file(db, path, vocab)
                 added: list[tuple[int, Entry, grouping.Signature]] = []
                 for fr in results:
-                    added.extend(_insert_file(db, fr, vocab))
+                    added.extend(r for r in _insert_file(db, fr, vocab) if _groups(r[1]))
                     for entry in fr.entries:
                         writer.add_document(**document(entry, names_text(entry, glossary)))
                 _add_probe_grams(db, added)

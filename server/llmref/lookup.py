@@ -20,7 +20,7 @@ from . import cache, config, normalize
 from .build import BuildReport, Config, Slot, full_build, needs_full_rebuild, sync
 from .cards import CardInput
 from .config import Settings
-from .corpus.entry import Entry, result_json
+from .corpus.entry import TEXT_LAYOUTS, Entry, result_json
 from .corpus.loader import Problem, Scan, digests, scan
 from .glossary import Glossary
 from .index import Clause, Hit, SearchIndex
@@ -67,7 +67,8 @@ def tag_entries(entries: list[Entry], glossary: Glossary) -> None:
 
     for entry in entries:
         tag_entry(entry, glossary)
-    group_duplicates(entries, [frozenset(e.question_concepts) for e in entries])
+    questions = [e for e in entries if e.layout not in TEXT_LAYOUTS]
+    group_duplicates(questions, [frozenset(e.question_concepts) for e in questions])
 
 
 class ConfigChanged(Exception):

@@ -77,15 +77,15 @@ def test_show_unknown_id_is_a_clear_error(shared):
 
 def test_list_json_has_every_entry(shared):
     data = json.loads(run(["list", "--json"], shared).stdout)
-    assert len(data) == 165
-    assert len({d["id"] for d in data}) == 165
+    assert len(data) == 170  # 165 questions and 5 sections
+    assert len({d["id"] for d in data}) == 170
 
 
 def test_index_builds_once_then_is_up_to_date(tmp_path):
     first = run(["index"], tmp_path).stdout
-    assert first.startswith("Index built: 165 entries from 5 files")
+    assert first.startswith("Index built: 170 entries from 5 files")
     second = run(["index"], tmp_path).stdout
-    assert second.startswith("Index up to date: 165 entries")
+    assert second.startswith("Index up to date: 170 entries")
     third = run(["index", "--rebuild"], tmp_path).stdout
     assert third.startswith("Index built")
 

@@ -65,4 +65,4 @@ async def test_cold_start_answers_at_once_then_indexes_with_progress(fresh_clien
         await asyncio.sleep(0.1)
     assert reports is not None, fresh_client.progress_reports
     assert reports[0].title == "llmref"
-    assert "165 entries" in (reports[-1].message or "")
+    assert "170 entries" in (reports[-1].message or "")

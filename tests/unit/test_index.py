@@ -40,10 +40,10 @@ def generation(cache: Path) -> Path:
 def test_index_is_reused_while_nothing_changes(notes, tmp_path):
     cache = tmp_path / "cache"
     first = open_ref(notes, cache)
-    assert first.built and len(first) == 2
+    assert first.built and len(first) == 3  # two questions and the "# Notes" heading
     first.close()
     second = open_ref(notes, cache)
-    assert not second.built and second.report is None and len(second) == 2
+    assert not second.built and second.report is None and len(second) == 3
     assert second.search("KV cache").results[0].entry.question == "什么是 KV cache？"
     second.close()
 
@@ -57,7 +57,7 @@ def test_an_edited_note_is_applied_without_a_rebuild(notes, tmp_path):
     ref = open_ref(notes, cache)
     assert not ref.built and ref.report is not None and ref.report.changed == 1
     assert generation(cache) == gen  # updated in place, not rebuilt
-    assert len(ref) == 3
+    assert len(ref) == 4
     assert ref.search("PagedAttention").results[0].entry.question == "什么是 PagedAttention？"
     ref.close()
 
@@ -76,18 +76,18 @@ def test_notes_added_removed_and_renamed(notes, tmp_path):
     open_ref(notes, cache).close()
     (notes / "more.md").write_text("### 1. 什么是 LoRA？\n\n低秩。\n", encoding="utf-8")
     ref = open_ref(notes, cache)
-    assert len(ref) == 3 and ref.report is not None and ref.report.changed == 1
+    assert len(ref) == 4 and ref.report is not None and ref.report.changed == 1
     ref.close()
     (notes / "more.md").rename(notes / "renamed.md")
     ref = open_ref(notes, cache)
-    assert len(ref) == 3
+    assert len(ref) == 4
     (lora,) = [e for e in ref.iter_entries() if "LoRA" in e.question]
     assert lora.source.endswith("renamed.md") and lora.path.endswith("renamed.md")
     assert ref.search("LoRA").results[0].entry.source.endswith("renamed.md")
     ref.close()
     (notes / "renamed.md").unlink()
     ref = open_ref(notes, cache)
-    assert len(ref) == 2 and not ref.search("LoRA").results
+    assert len(ref) == 3 and not ref.search("LoRA").results
     ref.close()
 
 
@@ -186,7 +186,7 @@ def test_unfinished_builds_are_never_opened_and_are_swept(notes, tmp_path):
     (crashed / "junk").write_text("half an index")
     (notes / "x.md").write_text("### 1. 什么是 DPO？\n\n偏好优化。\n", encoding="utf-8")
     ref = open_ref(notes, cache)  # a sync: takes the write lock, sweeps leftovers
-    assert len(ref) == 3
+    assert len(ref) == 4
     ref.close()
     assert not crashed.exists()
 
@@ -218,7 +218,7 @@ def test_different_corpus_sets_get_different_indexes(notes, tmp_path):
     (other / "x.md").write_text("### 1. 什么是 DPO？\n\n偏好优化。\n", encoding="utf-8")
     open_ref(notes, cache).close()
     both = Reference.open(Settings(corpora=[notes, other], bundled=False, cache=cache))
-    assert len(both) == 3
+    assert len(both) == 4
     both.close()
     again = open_ref(notes, cache)
     assert not again.built  # the first configuration's index is still there

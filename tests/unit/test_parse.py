@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmref.corpus.loader import load_corpus
-from llmref.corpus.parse import parse_markdown
+from llmref.corpus.parse import QUESTION_LAYOUTS, TEXT_LAYOUTS, parse_markdown
 
 from ..conftest import CORPUS, DATA, SHARED, shared_copy
 
@@ -22,24 +22,39 @@ SEEDS = {
 }
 
 
-def parse_seed(name: str):
+def parse_all(name: str):
     return parse_markdown((CORPUS / name).read_text(encoding="utf-8"), name, str(CORPUS / name))
+
+
+def parse_seed(name: str):
+    """The questions of a seed document (its other text is in section entries)."""
+    return [e for e in parse_all(name) if e.layout in QUESTION_LAYOUTS]
 
 
 @pytest.mark.parametrize("name", sorted(SEEDS))
 def test_each_seed_layout_yields_every_question(name):
     layout, count = SEEDS[name]
-    entries = parse_seed(name)
-    assert len(entries) == count
-    assert Counter(e.layout for e in entries) == {layout: count}
-    assert len({e.id for e in entries}) == count
+    entries = parse_all(name)
+    questions = parse_seed(name)
+    assert len(questions) == count
+    assert Counter(e.layout for e in questions) == {layout: count}
+    assert {e.layout for e in entries} - {layout} <= TEXT_LAYOUTS
+    assert len({e.id for e in entries}) == len(entries)
 
 
-def test_whole_corpus_has_165_entries_and_ignores_sources_md():
+def test_whole_corpus_has_165_questions_and_ignores_sources_md():
     corpus = load_corpus([(CORPUS, "")])
-    assert len(corpus.entries) == 165
+    assert sum(e.layout in QUESTION_LAYOUTS for e in corpus.entries) == 165
     assert not corpus.problems
     assert {f.display for f in corpus.files} == set(SEEDS)
+    # the text around the questions: a title with its byline, references, category headings
+    assert [(e.source, e.line, e.question) for e in corpus.entries if e.layout in TEXT_LAYOUTS] == [
+        ("baimian-llm-qa-dpo-sft.md", 366, "参考资料"),
+        ("baimian-llm-swtheking.md", 1, "大模型面试题系列专栏-百面LLM&By&&swtheking"),
+        ("llm-interview-experience-basics.md", 3, "大模型(LLMs)面试经验 › 大模型基础面试"),
+        ("llm-interview-experience-basics.md", 115, "大模型(LLMs)面试经验 › 大模型 Langchain 面试"),
+        ("llm-interview-notion-q23.md", 1, "LLM"),
+    ]
 
 
 def test_entry_fields_for_a_numbered_heading():
@@ -69,9 +84,12 @@ def test_qa_heading_strips_labels_and_keeps_question_details():
     hidden = next(e for e in entries if e.question.startswith("如果我们把推理结果"))
     assert "A：关键段落藏在头部" in hidden.detail
     assert hidden.answer.startswith("B > A > C > D")
-    # the "参考资料" section ends the last entry and is not a question
+    # the "参考资料" section ends the last question and is not a question: a section entry
     assert entries[-1].question == "In Context Learning和SFT的关系是什么？"
     assert "参考资料" not in entries[-1].answer
+    refs = parse_all("baimian-llm-qa-dpo-sft.md")[-1]
+    assert (refs.layout, refs.question, refs.line) == ("section", "参考资料", 366)
+    assert refs.answer.startswith("百面LLM： https://www.zhihu.com/column/")
 
 
 def test_entity_search_links_become_text_and_redirects_point_at_targets():
@@ -142,31 +160,33 @@ NOTES = {
     "bold-q": "**Q1：什么是KV cache？**\n\n缓存键值。\n\n**Q2：什么是RoPE？**\n\n旋转。\n",
     "numbered-line": "## 推理\n\n1、什么是KV cache？\n缓存键值。\n\n2 什么是RoPE？\n旋转。\n",
     "setext": "什么是KV cache？\n--------\n\n缓存键值。\n",
-    "heading": "# My notes\n\n## KV cache\n\nKeys and values are cached.\n\n### Paged\n\nBlocks.\n",
+    "section": "# My notes\n\n## KV cache\n\nKeys and values are cached.\n\n### Paged\n\nBlocks.\n",
 }
 
 
 @pytest.mark.parametrize("layout", sorted(NOTES))
 def test_user_notes_in_any_layout(layout):
     entries = parse_markdown(NOTES[layout], "notes.md")
-    assert entries, layout
-    assert {e.layout for e in entries} == {layout}
-    assert "KV cache" in entries[0].question
-    assert entries[0].line >= 1 and entries[0].end_line >= entries[0].line
+    of_layout = [e for e in entries if e.layout == layout]
+    assert of_layout, layout
+    assert {e.layout for e in entries} - {layout} <= TEXT_LAYOUTS
+    assert "KV cache" in of_layout[0].question
+    assert of_layout[0].line >= 1 and of_layout[0].end_line >= of_layout[0].line
 
 
 def test_plain_heading_notes_nest_subsections():
-    entries = parse_markdown(NOTES["heading"], "notes.md")
-    assert [e.question for e in entries] == ["KV cache", "Paged"]
+    entries = parse_markdown(NOTES["section"], "notes.md")
+    assert [e.question for e in entries] == ["My notes › KV cache", "My notes › KV cache › Paged"]
     assert entries[0].answer.strip() == "Keys and values are cached."
     assert entries[0].section == "My notes"
+    assert entries[1].section == "KV cache"
 
 
 def test_numbered_statements_inside_answers_are_not_questions():
     text = "## 推理\n\n1、什么是KV cache？\n缓存键值。\n\n2023 年的工作表明……\n\n5 个要点如下\n"
     entries = parse_markdown(text, "n.md")
-    assert [e.question for e in entries] == ["什么是KV cache？"]
-    assert "2023 年" in entries[0].answer
+    assert [e.question for e in entries if e.layout in QUESTION_LAYOUTS] == ["什么是KV cache？"]
+    assert "2023 年" in entries[-1].answer
 
 
 def test_markdown_inside_code_fences_is_not_parsed_as_questions():
@@ -177,7 +197,10 @@ def test_markdown_inside_code_fences_is_not_parsed_as_questions():
 
 def test_empty_and_questionless_documents():
     assert parse_markdown("", "e.md") == []
-    assert parse_markdown("just a paragraph\n\nand another\n", "p.md") == []
+    assert parse_markdown("\n  \n\n", "blank.md") == []
+    (entry,) = parse_markdown("just a paragraph\n\nand another\n", "notes/p.md")
+    assert (entry.layout, entry.question, entry.line, entry.end_line) == ("file", "p", 1, 3)
+    assert entry.answer == "just a paragraph\n\nand another"
 
 
 def _seed_digests() -> list[str]:

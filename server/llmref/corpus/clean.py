@@ -6,17 +6,22 @@ import re
 import unicodedata
 from urllib.parse import parse_qs, unquote, urlsplit
 
+# Link patterns stay linear on any input (a long line of "[[[[" or "[a]([a]([a](…"): link text
+# holds no bracket and a URL no "]", so the text scanned from one "[" never holds another start.
+_TEXT = r"\[([^\[\]\n]*)\]"  # [text], group 1
+_URL = r"\(([^)\s\]]*)(?:\s+\"[^\"]*\")?\)"  # (url "title"), group 2
 # [text](https://zhida.zhihu.com/search?...) — links into search-entity pages: keep the text
-_ENTITY_LINK = re.compile(r"\[([^\]\n]*)\]\(\s*https?://zhida\.zhihu\.com/search[^)\s]*\s*\)")
+_ENTITY_LINK = re.compile(_TEXT + r"\(\s*https?://zhida\.zhihu\.com/search[^)\s\]]*\s*\)")
 # [text](https://link.zhihu.com/?target=https%3A//...) — redirect wrappers: point at the target
-_REDIRECT_LINK = re.compile(r"\]\(\s*(https?://link\.zhihu\.com/\?target=[^)\s]+)\s*\)")
-_LINK = re.compile(r"!?\[([^\]\n]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
-_IMAGE = re.compile(r"!\[([^\]\n]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
+_REDIRECT_LINK = re.compile(r"\]\(\s*(https?://link\.zhihu\.com/\?target=[^)\s\]]+)\s*\)")
+_LINK = re.compile("!?" + _TEXT + _URL)
+_IMAGE = re.compile("!" + _TEXT + _URL)
 _ANSWER_LABEL = re.compile(r"^\s*(?:\*\*\s*回答\s*[：:]?\s*\*\*\s*[：:]?|回答\s*[：:])\s*")
 _QUESTION_LABEL = re.compile(r"^\s*(?:\*\*\s*提问\s*[：:]?\s*\*\*\s*[：:]?|提问\s*[：:])\s*")
 _STRAY_EMPHASIS = re.compile(r"(?<!\\)\*{2,}|(?<![\w\\])_{2,}|(?<=\s)\*(?=\s)")
 _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~<>$])")
 _SPACES = re.compile(r"\s+")
+_WORD = re.compile(r"\w")
 
 
 def _unwrap_redirect(match: re.Match[str]) -> str:
@@ -27,8 +32,9 @@ def _unwrap_redirect(match: re.Match[str]) -> str:
 
 def clean_markdown(text: str) -> str:
     """Entity-search links become their text; redirect links point at their target."""
-    text = _ENTITY_LINK.sub(r"\1", text)
-    text = _REDIRECT_LINK.sub(_unwrap_redirect, text)
+    if "zhihu.com" in text:
+        text = _ENTITY_LINK.sub(r"\1", text)
+        text = _REDIRECT_LINK.sub(_unwrap_redirect, text)
     return text.strip("\n")
 
 
@@ -57,14 +63,16 @@ def plain_text(markdown: str) -> str:
 
 def is_link_only(markdown: str) -> bool:
     """True when, images aside, the text is nothing but links: the answer lives elsewhere."""
+    if "](" not in markdown:
+        return False
     text = _IMAGE.sub("", markdown)
     return bool(_LINK.search(text)) and not _LINK.sub("", text).strip()
 
 
 def has_text(markdown: str) -> bool:
     """True when the markdown says something besides image references."""
-    rest = _IMAGE.sub("", markdown)
-    return bool(re.search(r"\w", rest))
+    rest = _IMAGE.sub("", markdown) if "![" in markdown else markdown
+    return bool(_WORD.search(rest))
 
 
 _LINE_MARKER = re.compile(r"^\s{0,3}(?:[-*+]\s+|\d+[.)]\s+|>\s?|#{1,6}\s+)")

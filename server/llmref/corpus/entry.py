@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# Entry.layout: the question layouts, and the other text of a note (see corpus/parse.py)
+QUESTION_LAYOUTS = frozenset({"qa-heading", "numbered-heading", "setext", "bold-q", "numbered-line"})
+TEXT_LAYOUTS = frozenset({"section", "preamble", "file"})
+
 
 @dataclass(slots=True)
 class Entry:
@@ -16,7 +20,7 @@ class Entry:
     line: int  # 1-based line of the question
     end_line: int  # 1-based last line of the answer
     section: str | None = None  # the heading the question sits under
-    layout: str = ""  # which layout matched (qa-heading, numbered-heading, bold-q, ...)
+    layout: str = ""  # QUESTION_LAYOUTS (qa-heading, numbered-heading, …) or TEXT_LAYOUTS
     detail: str = ""  # text between the question and its "回答" marker (question details)
     has_answer: bool = True  # False: nothing but the question (or only an image)
     external: bool = False  # the answer is only a link to elsewhere
@@ -31,7 +35,6 @@ class Entry:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Entry:
         return cls(**data)
-
 
 
 def result_json(entry: Entry, score: float | None = None) -> dict:

@@ -254,7 +254,7 @@ def load_notes(
             problems.append(problem or Problem(str(path), None, "unreadable"))
             continue
         try:
-            parsed = parse_markdown(text, display, str(path))
+            parsed = parse_markdown(text, display, str(path), problems)
         except Exception as exc:  # a parser bug must not lose the other files
             log.exception("parsing %s failed", path)
             problems.append(Problem(str(path), None, f"could not parse: {exc}"))
