@@ -67,7 +67,7 @@ class LlmrefTokenizer(Tokenizer):
                 t.startchar, t.endchar = start_char, start_char + len(value)
             yield t
             return
-        for tok in normalize.tokens(value):
+        for tok in normalize.tokens(value, subwords=True):
             t.text = tok.text
             t.boost = 1.0
             t.stopped = False
@@ -99,15 +99,18 @@ class Clause:
 
     field: str
     terms: tuple[str, ...]
-    mode: str = "any"  # any | all | phrase
+    mode: str = "any"  # any | all | phrase | max (the best of ``alternatives`` counts)
     boost: float = 1.0
     slop: int = 1
+    alternatives: tuple[Clause, ...] = ()  # mode "max": the ways to write one query word
 
 
 @dataclass(frozen=True)
 class Hit:
     id: str
     score: float
+    # (field, term) pairs of the query that this document holds (when asked for)
+    terms: frozenset[tuple[str, str]] = frozenset()
 
 
 class SearchIndex:
@@ -240,13 +243,25 @@ class SearchIndex:
             self._searcher = self._ix.searcher(weighting=BM25F())
         return self._searcher
 
-    def search(self, clauses: Sequence[Clause], limit: int = 10) -> list[Hit]:
-        """Ranked hits for the disjunction of the clauses (scores add up)."""
+    def search(
+        self, clauses: Sequence[Clause], limit: int = 10, *, terms: bool = False
+    ) -> list[Hit]:
+        """Ranked hits for the disjunction of the clauses (scores add up); ``terms``: with
+        the query terms each hit holds."""
         parts = [q for q in (_to_whoosh(c) for c in clauses) if q is not None]
         if not parts:
             return []
-        results = self._get_searcher().search(wq.Or(parts), limit=limit)
-        return [Hit(r["id"], float(r.score)) for r in results]
+        results = self._get_searcher().search(wq.Or(parts), limit=limit, terms=terms)
+        if not terms:
+            return [Hit(r["id"], float(r.score)) for r in results]
+        return [Hit(r["id"], float(r.score), _matched(r)) for r in results]
+
+    def doc_frequency(self, field: str, term: str) -> int:
+        """How many documents hold ``term`` in ``field`` (0 for an unknown term)."""
+        return int(self._get_searcher().reader().doc_frequency(field, term))
+
+    def doc_count(self) -> int:
+        return int(self._ix.doc_count())
 
     def vocabulary(self, fields: Iterable[str] = ("question", "names", "answer")) -> set[str]:
         """All indexed terms of the fields (for did-you-mean)."""
@@ -264,6 +279,13 @@ class SearchIndex:
         self._ix.close()
 
 
+def _matched(hit) -> frozenset[tuple[str, str]]:
+    return frozenset(
+        (name, text.decode("utf-8") if isinstance(text, bytes) else text)
+        for name, text in (hit.matched_terms() or ())
+    )
+
+
 def _document(entry: Entry, names: str) -> dict[str, str]:
     return {
         "id": entry.id,
@@ -277,6 +299,13 @@ def _document(entry: Entry, names: str) -> dict[str, str]:
 
 
 def _to_whoosh(clause: Clause) -> wq.Query | None:
+    if clause.mode == "max":
+        subs = [q for q in (_to_whoosh(a) for a in clause.alternatives) if q is not None]
+        if not subs:
+            return None
+        best: wq.Query = subs[0] if len(subs) == 1 else wq.DisjunctionMax(subs)
+        best.boost = clause.boost
+        return best
     terms = [t for t in clause.terms if t]
     if not terms:
         return None

@@ -9,11 +9,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from . import config, normalize
+from .bridge import Bridge, lemmas
 from .cards import CardInput
 from .config import Settings
 from .corpus.entry import Entry, result_json
@@ -39,11 +42,22 @@ W_ALIAS_ANSWER = 0.6
 W_ANSWER_CONCEPT = 1.5
 W_RELATED = 0.5
 
+# re-ranking by coverage (see Reference._rerank)
+RERANK = 30  # how many of the engine's best candidates are re-ranked
+COVER_SHARE = 0.7  # how much of the score depends on coverage
+ANSWER_COVER = 0.35  # a word found only in the answer covers this much of its weight
+W_COVER_CONCEPT = 1.5  # a concept the query names weighs this much against one plain word
+INTENT_BONUS = 0.08  # same kind of question (why / how / difference / what is)
+CONCEPT_SHARE = 0.06  # concepts named by more than this share of questions weigh less
+GENERIC_CONCEPT = 0.25
+CONFIDENT_COVERAGE = 0.5  # SearchResult.confident
+
 
 @dataclass
 class Result:
     entry: Entry
     score: float
+    coverage: float = 0.0  # weighted share of the query's words and concepts the entry holds
 
 
 @dataclass
@@ -53,6 +67,56 @@ class SearchResult:
     concepts: list[str] = field(default_factory=list)  # glossary concepts the query names
     suggestion: str | None = None  # did you mean …
     corrected: bool = False  # results are for the suggestion (the query found nothing)
+    # the top result holds most of what the query asks (coverage >= CONFIDENT_COVERAGE);
+    # False: the corpus may not answer this at all
+    confident: bool = False
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One thing the query asks for: a word (with its lemma and translations) or a concept."""
+
+    weight: float
+    forms: tuple[tuple[tuple[str, ...], float], ...]  # (index tokens, weight) alternatives
+    concept: str | None = None
+
+
+@dataclass
+class _Query:
+    text: str
+    clauses: list[Clause]
+    concepts: list[str]
+    groups: list[_Group]
+    intents: frozenset[str]
+
+
+def _has(form: tuple[str, ...], words: set[str]) -> bool:
+    return all(t in words for t in form)
+
+
+# what kind of question: English cue words in the query, Chinese ones in a corpus question
+_INTENT_EN = {
+    "why": ("why", "reason", "cause", "causes"),
+    "how": ("how",),
+    "diff": ("difference", "differences", "differ", "differs", "compare", "compared", "versus",
+             "vs"),
+    "what": ("what",),
+}  # fmt: skip
+_INTENT_ZH = {
+    "why": ("为什么", "为何", "原因", "导致"),
+    "how": ("如何", "怎么", "怎样", "方法"),
+    "diff": ("区别", "不同", "差异", "相比", "比较"),
+    "what": ("什么是", "是什么", "概念", "指什么", "介绍"),
+}
+
+
+def _intents(query: str) -> frozenset[str]:
+    words = set(re.findall(r"[a-z]+", query.lower()))
+    return frozenset(k for k, cues in _INTENT_EN.items() if words & set(cues))
+
+
+def _question_intents(question: str) -> frozenset[str]:
+    return frozenset(k for k, cues in _INTENT_ZH.items() if any(c in question for c in cues))
 
 
 def tag_entries(entries: list[Entry], glossary: Glossary) -> None:
@@ -98,6 +162,7 @@ class Reference:
         self.built = built
         self._vocab: list[str] | None = None
         self._lock = threading.Lock()
+        self.bridge = Bridge()  # English -> Chinese; its tables load on the first search
         self._about = _rank_by_concept(entries)
         self.snippets = [s for e in entries for s in extract_snippets(e)]
 
@@ -185,50 +250,144 @@ class Reference:
         self, query: str, concepts: Sequence[str] | None = None
     ) -> tuple[list[Clause], list[str]]:
         """Engine-neutral clauses for a query, and the glossary concepts it names."""
+        planned = self._prepare(query, concepts)
+        return planned.clauses, planned.concepts
+
+    def _prepare(self, query: str, concepts: Sequence[str] | None = None) -> _Query:
+        """Clauses, concepts and word groups of a query.
+
+        Each query word is one group: the word as indexed, its lemma, and (for English words
+        outside glossary terms) its Chinese translations from the bridge; the best way a
+        field writes the word counts, weighted down for generic words ("model", "use").
+        Each concept the query names is a group too (its names, its tag), weighted down when
+        many questions name it ("LLM")."""
         toks = list(normalize.tokens(query))
-        words = tuple(dict.fromkeys(t.text for t in toks))
         # parts only (no catenations) in order, for all-of and phrase clauses
         parts = _in_order(toks)
+        matches = self.glossary.find(query) if concepts is None else []
+        if concepts is None:
+            concepts = list(dict.fromkeys(m.concept for m in matches))
+            concepts += [c for c in self._lemma_concepts(query) if c not in concepts]
+        groups = self._word_groups(query, toks, [(m.start, m.end) for m in matches])
         clauses: list[Clause] = []
-        if words:
-            clauses += [
-                Clause("question", words, "any", W_QUESTION),
-                Clause("names", words, "any", W_NAMES),
-                Clause("answer", words, "any", W_ANSWER),
-            ]
+        with self._lock:
+            present = self._present([t for g in groups for form, _w in g.forms for t in form])
+        for group in groups:
+            for field_name, boost in (
+                ("question", W_QUESTION),
+                ("names", W_NAMES),
+                ("answer", W_ANSWER),
+            ):
+                alternatives = tuple(
+                    Clause(field_name, terms, "phrase" if len(terms) > 1 else "any", w)
+                    for terms, w in group.forms[: 1 if field_name == "names" else None]
+                    if all((field_name, t) in present for t in terms)
+                )
+                if alternatives:
+                    clauses.append(
+                        Clause(field_name, (), "max", boost * group.weight, 1, alternatives)
+                    )
         if len(parts) > 1:
             clauses += [
                 Clause("question", parts, "all", W_QUESTION_ALL),
                 Clause("question", parts, "phrase", W_PHRASE),
                 Clause("answer", parts, "phrase", W_ANSWER),
             ]
-        if concepts is None:
-            concepts = list(dict.fromkeys(m.concept for m in self.glossary.find(query)))
         for cid in concepts:
             concept = self.glossary.get(cid)
             if concept is None:
                 continue
-            clauses.append(Clause("concepts", (cid,), "any", W_CONCEPT))
-            clauses.append(Clause("answer_concepts", (cid,), "any", W_ANSWER_CONCEPT))
+            weight = self._concept_weight(cid)
+            clauses.append(Clause("concepts", (cid,), "any", W_CONCEPT * weight))
+            clauses.append(Clause("answer_concepts", (cid,), "any", W_ANSWER_CONCEPT * weight))
             if concept.related:  # neighbours, weakly: they order what the query alone cannot
                 related = tuple(concept.related)
-                clauses.append(Clause("concepts", related, "any", W_RELATED))
-                clauses.append(Clause("answer_concepts", related, "any", W_RELATED / 2))
+                clauses.append(Clause("concepts", related, "any", W_RELATED * weight))
+                clauses.append(Clause("answer_concepts", related, "any", W_RELATED / 2 * weight))
+            # the concept's other names: the best-matching one counts (not their sum)
+            in_question: list[Clause] = []
+            in_answer: list[Clause] = []
+            forms: list[tuple[tuple[str, ...], float]] = []
             for form in dict.fromkeys([*concept.names(), *concept.code]):
                 form_parts = _parts(form)
-                if not form_parts or form_parts == parts:
+                if not form_parts:
+                    continue
+                forms.append((form_parts, 1.0))
+                if form_parts == parts:
                     continue
                 mode = "all" if len(form_parts) > 1 else "any"
-                clauses.append(Clause("question", form_parts, mode, W_ALIAS_QUESTION))
-                clauses.append(
-                    Clause(
-                        "answer",
-                        form_parts,
-                        "phrase" if len(form_parts) > 1 else "any",
-                        W_ALIAS_ANSWER,
-                    )
-                )
-        return clauses, list(concepts)
+                in_question.append(Clause("question", form_parts, mode, W_ALIAS_QUESTION))
+                phrase = "phrase" if len(form_parts) > 1 else "any"
+                in_answer.append(Clause("answer", form_parts, phrase, W_ALIAS_ANSWER))
+            for field_name, alts in (("question", in_question), ("answer", in_answer)):
+                if alts:
+                    clauses.append(Clause(field_name, (), "max", weight, 1, tuple(alts)))
+            groups.append(_Group(weight * W_COVER_CONCEPT, tuple(forms), cid))
+        return _Query(query, clauses, list(concepts), groups, _intents(query))
+
+    def _present(self, terms: list[str]) -> set[tuple[str, str]]:
+        """(field, term) pairs the index holds, of the word fields (caller holds the lock)."""
+        out: set[tuple[str, str]] = set()
+        for term in dict.fromkeys(terms):
+            for field_name in ("question", "names", "answer"):
+                if self.index.doc_frequency(field_name, term):
+                    out.add((field_name, term))
+        return out
+
+    def _concept_weight(self, cid: str) -> float:
+        """1.0 for a specific concept, down to GENERIC_CONCEPT for one that many questions
+        name (LLM, Transformer): naming it says little about which question is meant."""
+        total = max(self.index.doc_count(), 1)
+        with self._lock:
+            share = self.index.doc_frequency("concepts", cid) / total
+        if share <= CONCEPT_SHARE:
+            return 1.0
+        return max(GENERIC_CONCEPT, CONCEPT_SHARE / share)
+
+    def _lemma_concepts(self, query: str) -> list[str]:
+        """Concepts named once English words are lemmatized (pretrained -> pretrain)."""
+        words = query.split()
+        lemmatized = " ".join(self._lemma(w) for w in words)
+        if lemmatized == " ".join(words):
+            return []
+        return list(dict.fromkeys(m.concept for m in self.glossary.find(lemmatized)))
+
+    def _lemma(self, word: str) -> str:
+        """The base form of an English word that the glossary or the bridge knows."""
+        if not word.isascii() or not word.isalpha():
+            return word
+        for form in lemmas(word)[1:]:
+            if self.glossary.lookup(form) is not None or self.bridge.known(form):
+                return form
+        return word
+
+    def _word_groups(
+        self, query: str, toks: list[normalize.Tok], covered: list[tuple[int, int]]
+    ) -> list[_Group]:
+        words = self.bridge.words(query) if _LATIN.search(query) else []
+        groups: list[_Group] = []
+        grouped: set[int] = set()
+        for word in words:
+            inside = [k for k, t in enumerate(toks) if word.start <= t.start < word.end]
+            grouped.update(inside)
+            forms: list[tuple[tuple[str, ...], float]] = [((toks[k].text,), 1.0) for k in inside]
+            if word.lemma:
+                forms += [((t,), 1.0) for t in normalize.token_texts(word.lemma)]
+            in_term = any(s <= word.start and word.end <= e for s, e in covered)
+            if not in_term:
+                for zh, weight in word.chinese:
+                    zh_parts = _zh_parts(zh)
+                    if zh_parts:
+                        forms.append((zh_parts, weight))
+            if forms:
+                groups.append(_Group(word.weight, tuple(dict.fromkeys(forms))))
+        for k, t in enumerate(toks):
+            if k not in grouped:
+                groups.append(_Group(1.0, (((t.text,), 1.0),)))
+        unique: dict[tuple, _Group] = {}
+        for g in groups:
+            unique.setdefault((g.weight, g.forms), g)
+        return list(unique.values())
 
     def search(
         self, query: str, limit: int = 10, *, concepts: Sequence[str] | None = None
@@ -237,9 +396,11 @@ class Reference:
         result = SearchResult(query)
         if not query:
             return result
-        clauses, result.concepts = self.plan(query, concepts)
+        planned = self._prepare(query, concepts)
+        result.concepts = planned.concepts
         with self._lock:  # one Whoosh searcher, shared
-            hits = self.index.search(clauses, limit=max(limit * 3, 30))
+            hits = self.index.search(planned.clauses, limit=max(limit * 3, RERANK), terms=True)
+        candidates: list[tuple[Result, frozenset[tuple[str, str]]]] = []
         seen_groups: set[str] = set()
         for hit in hits:
             entry = self.entries.get(hit.id)
@@ -249,17 +410,50 @@ class Reference:
                 if entry.group in seen_groups:
                     continue
                 seen_groups.add(entry.group)
-            result.results.append(Result(entry, hit.score))
-            if len(result.results) >= limit:
-                break
+            candidates.append((Result(entry, hit.score), hit.terms))
+        result.results = self._rerank(planned, candidates)[:limit]
+        if result.results:
+            result.confident = result.results[0].coverage >= CONFIDENT_COVERAGE
         if not result.concepts:
             result.suggestion = self.suggest(query)
             if result.suggestion and not result.results:
                 # nothing for the misspelling: answer for the correction
                 corrected = self.search(result.suggestion, limit, concepts=concepts)
                 result.results, result.concepts = corrected.results, corrected.concepts
+                result.confident = corrected.confident
                 result.corrected = True
         return result
+
+    def _rerank(
+        self, planned: _Query, candidates: list[tuple[Result, frozenset[tuple[str, str]]]]
+    ) -> list[Result]:
+        """Order the engine's best candidates by how much of the query each one covers.
+
+        BM25 alone lets one frequent word (or one generic concept) outrank a question that
+        matches every content word of a plain-English query; coverage (question words count
+        fully, answer-only words partly) scales the engine's score, and the question's kind
+        (why / how / difference) breaks near-ties."""
+        total = sum(g.weight for g in planned.groups)
+        if total <= 0:
+            return [r for r, _ in candidates]
+        for r, matched in candidates[:RERANK]:
+            q_words = {t for f, t in matched if f == "question"}
+            a_words = {t for f, t in matched if f == "answer"}
+            covered = 0.0
+            for g in planned.groups:
+                if g.concept is not None and g.concept in r.entry.question_concepts:
+                    covered += g.weight
+                elif any(_has(form, q_words) for form, _w in g.forms):
+                    covered += g.weight
+                elif (g.concept is not None and g.concept in r.entry.concepts) or any(
+                    _has(form, a_words) for form, _w in g.forms
+                ):
+                    covered += g.weight * ANSWER_COVER
+            r.coverage = covered / total
+            kind = 1.0 + INTENT_BONUS * len(planned.intents & _question_intents(r.entry.question))
+            r.score *= (1.0 - COVER_SHARE + COVER_SHARE * r.coverage) * kind
+        head = sorted((r for r, _ in candidates[:RERANK]), key=lambda r: -r.score)
+        return head + [r for r, _ in candidates[RERANK:]]
 
     # --- did you mean ----------------------------------------------------------------------------
 
@@ -316,6 +510,14 @@ def _rank_by_concept(entries: list[Entry]) -> dict[str, list[str]]:
                     ids.append(e.id)
         ranked[c] = ids
     return ranked
+
+
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+@lru_cache(maxsize=4096)
+def _zh_parts(text: str) -> tuple[str, ...]:
+    return _in_order(normalize.tokens(text))
 
 
 def _parts(text: str) -> tuple[str, ...]:
