@@ -41,7 +41,8 @@ GENERIC: dict[str, float] = {
         made do done use used using one ones really actually also just very much still even
         only ever always often way like want well try sure say said tell go going come let
         put take mean possible okay ok thing things example instance exactly simply basically
-        usually generally typically not no too so quite rather thing things stuff itself
+        usually generally typically not no too so quite rather thing things stuff itself while
+        whether if else also either neither via per etc e g eg ie i e
         themselves yourself myself ourselves someone somebody anyone everyone""".split(),
         0.15,
     ),

@@ -6,6 +6,7 @@ Nothing here imports pygls or lsprotocol.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import logging
@@ -16,13 +17,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from . import config, normalize
-from .bridge import Bridge, lemmas
+from .bridge import W_CURATED, Bridge, lemmas
 from .cards import CardInput
 from .config import Settings
 from .corpus.entry import Entry, result_json
 from .corpus.group import group_duplicates
 from .corpus.loader import Problem, digests, discover, load_notes
-from .glossary import Glossary
+from .glossary import Glossary, Match
 from .index import SCHEMA_VERSION, Clause, Progress, SearchIndex
 from .snippets import extract as extract_snippets
 
@@ -45,6 +46,7 @@ W_RELATED = 0.5
 # re-ranking by coverage (see Reference._rerank)
 RERANK = 30  # how many of the engine's best candidates are re-ranked
 COVER_SHARE = 0.7  # how much of the score depends on coverage
+COVER_POWER = 1.0
 ANSWER_COVER = 0.35  # a word found only in the answer covers this much of its weight
 W_COVER_CONCEPT = 1.5  # a concept the query names weighs this much against one plain word
 INTENT_BONUS = 0.08  # same kind of question (why / how / difference / what is)
@@ -79,6 +81,8 @@ class _Group:
     weight: float
     forms: tuple[tuple[tuple[str, ...], float], ...]  # (index tokens, weight) alternatives
     concept: str | None = None
+    cover: bool = True  # counts for coverage (words inside a glossary term do not: the
+    # concept's group stands for them)
 
 
 @dataclass
@@ -266,8 +270,8 @@ class Reference:
         parts = _in_order(toks)
         matches = self.glossary.find(query) if concepts is None else []
         if concepts is None:
+            matches += self._lemma_matches(query, [(m.start, m.end) for m in matches])
             concepts = list(dict.fromkeys(m.concept for m in matches))
-            concepts += [c for c in self._lemma_concepts(query) if c not in concepts]
         groups = self._word_groups(query, toks, [(m.start, m.end) for m in matches])
         clauses: list[Clause] = []
         with self._lock:
@@ -344,13 +348,31 @@ class Reference:
             return 1.0
         return max(GENERIC_CONCEPT, CONCEPT_SHARE / share)
 
-    def _lemma_concepts(self, query: str) -> list[str]:
-        """Concepts named once English words are lemmatized (pretrained -> pretrain)."""
-        words = query.split()
-        lemmatized = " ".join(self._lemma(w) for w in words)
-        if lemmatized == " ".join(words):
+    def _lemma_matches(self, query: str, taken: list[tuple[int, int]]) -> list[Match]:
+        """Glossary terms named once English words are lemmatized (pretrained -> pretrain),
+        where the query as typed names none; spans are offsets in ``query``."""
+        pieces: list[str] = []
+        spans: list[tuple[int, int, int, int]] = []  # lemmatized start/end, original start/end
+        at = 0
+        changed = False
+        for m in re.finditer(r"\S+", query):
+            lemma = self._lemma(m.group())
+            changed = changed or lemma != m.group()
+            spans.append((at, at + len(lemma), m.start(), m.end()))
+            pieces.append(lemma)
+            at += len(lemma) + 1
+        if not changed:
             return []
-        return list(dict.fromkeys(m.concept for m in self.glossary.find(lemmatized)))
+        out: list[Match] = []
+        for match in self.glossary.find(" ".join(pieces)):
+            inside = [sp for sp in spans if match.start < sp[1] and sp[0] < match.end]
+            if not inside:
+                continue
+            start, end = inside[0][2], inside[-1][3]
+            if any(start < e and s < end for s, e in taken):
+                continue
+            out.append(dataclasses.replace(match, start=start, end=end))
+        return out
 
     def _lemma(self, word: str) -> str:
         """The base form of an English word that the glossary or the bridge knows."""
@@ -373,20 +395,25 @@ class Reference:
             forms: list[tuple[tuple[str, ...], float]] = [((toks[k].text,), 1.0) for k in inside]
             if word.lemma:
                 forms += [((t,), 1.0) for t in normalize.token_texts(word.lemma)]
-            in_term = any(s <= word.start and word.end <= e for s, e in covered)
-            if not in_term:
-                for zh, weight in word.chinese:
-                    zh_parts = _zh_parts(zh)
-                    if zh_parts:
-                        forms.append((zh_parts, weight))
+            # inside a glossary term the concept speaks for the word; a one-word term
+            # (reward, bias) keeps the word's curated translations too
+            spans = [(s, e) for s, e in covered if s <= word.start and word.end <= e]
+            whole_word = all((s, e) == (word.start, word.end) for s, e in spans)
+            for zh, weight in word.chinese:
+                if spans and not (whole_word and weight >= W_CURATED):
+                    continue
+                zh_parts = _zh_parts(zh)
+                if zh_parts:
+                    forms.append((zh_parts, weight))
             if forms:
-                groups.append(_Group(word.weight, tuple(dict.fromkeys(forms))))
+                groups.append(_Group(word.weight, tuple(dict.fromkeys(forms)), cover=not spans))
         for k, t in enumerate(toks):
             if k not in grouped:
-                groups.append(_Group(1.0, (((t.text,), 1.0),)))
+                in_term = any(s <= t.start and t.end <= e for s, e in covered)
+                groups.append(_Group(1.0, (((t.text,), 1.0),), cover=not in_term))
         unique: dict[tuple, _Group] = {}
         for g in groups:
-            unique.setdefault((g.weight, g.forms), g)
+            unique.setdefault((g.weight, g.forms, g.cover), g)
         return list(unique.values())
 
     def search(
@@ -433,14 +460,15 @@ class Reference:
         matches every content word of a plain-English query; coverage (question words count
         fully, answer-only words partly) scales the engine's score, and the question's kind
         (why / how / difference) breaks near-ties."""
-        total = sum(g.weight for g in planned.groups)
+        counted = [g for g in planned.groups if g.cover]
+        total = sum(g.weight for g in counted)
         if total <= 0:
             return [r for r, _ in candidates]
         for r, matched in candidates[:RERANK]:
             q_words = {t for f, t in matched if f == "question"}
             a_words = {t for f, t in matched if f == "answer"}
             covered = 0.0
-            for g in planned.groups:
+            for g in counted:
                 if g.concept is not None and g.concept in r.entry.question_concepts:
                     covered += g.weight
                 elif any(_has(form, q_words) for form, _w in g.forms):
@@ -451,7 +479,7 @@ class Reference:
                     covered += g.weight * ANSWER_COVER
             r.coverage = covered / total
             kind = 1.0 + INTENT_BONUS * len(planned.intents & _question_intents(r.entry.question))
-            r.score *= (1.0 - COVER_SHARE + COVER_SHARE * r.coverage) * kind
+            r.score *= (1.0 - COVER_SHARE + COVER_SHARE * r.coverage**COVER_POWER) * kind
         head = sorted((r for r, _ in candidates[:RERANK]), key=lambda r: -r.score)
         return head + [r for r, _ in candidates[RERANK:]]
 

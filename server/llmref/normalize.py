@@ -246,17 +246,23 @@ def tokens(text: str, *, keep_stop: bool = False, subwords: bool = False) -> Ite
     for m in _RUN_RE.finditer(text):
         if m.group("latin") is not None:
             run = m.group("latin")
-            parts = [singular(p) for p in split_identifier(run)]
+            raw = split_identifier(run)
+            parts = [singular(p) for p in raw]
             if not parts:
                 continue
+            # a stop word is one before plural folding too ("does" is not "doe")
+            stop = [
+                not keep_stop and (r in STOP_EN or p in STOP_EN)
+                for r, p in zip(raw, parts, strict=True)
+            ]
             if len(parts) == 1:
-                if keep_stop or parts[0] not in STOP_EN:
+                if not stop[0]:
                     yield Tok(parts[0], pos, m.start(), m.end())
                     pos += 1
                 continue
             first = pos
-            for part in parts:
-                if keep_stop or part not in STOP_EN:
+            for part, is_stop in zip(parts, stop, strict=True):
+                if not is_stop:
                     yield Tok(part, pos, m.start(), m.end())
                     pos += 1
             cat = singular("".join(split_identifier(run)))
