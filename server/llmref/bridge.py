@@ -151,6 +151,10 @@ class Bridge:
                     self._curated = _read_table(CURATED)
         return self._curated, self._cedict
 
+    def curated_keys(self) -> list[str]:
+        """The English words and phrases of the curated map."""
+        return list(self._tables()[0])
+
     def known(self, word: str) -> bool:
         """Whether ``word`` (any inflection) is an English word the tables know."""
         curated, cedict = self._tables()

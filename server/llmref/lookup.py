@@ -23,7 +23,7 @@ from .config import Settings
 from .corpus.entry import Entry, result_json
 from .corpus.group import group_duplicates
 from .corpus.loader import Problem, digests, discover, load_notes
-from .glossary import Glossary, Match
+from .glossary import Glossary, Match, term_key
 from .index import SCHEMA_VERSION, Clause, Progress, SearchIndex
 from .snippets import extract as extract_snippets
 
@@ -53,6 +53,7 @@ INTENT_BONUS = 0.08  # same kind of question (why / how / difference / what is)
 CONCEPT_SHARE = 0.06  # concepts named by more than this share of questions weigh less
 GENERIC_CONCEPT = 0.25
 CONFIDENT_COVERAGE = 0.5  # SearchResult.confident
+SUGGEST_GAIN = 0.2  # did-you-mean: the correction must cover this much more of the query
 
 
 @dataclass
@@ -164,7 +165,7 @@ class Reference:
         self.index = index
         self.problems = problems or []
         self.built = built
-        self._vocab: list[str] | None = None
+        self._vocab: dict[str, str] | None = None
         self._lock = threading.Lock()
         self.bridge = Bridge()  # English -> Chinese; its tables load on the first search
         self._about = _rank_by_concept(entries)
@@ -419,6 +420,18 @@ class Reference:
     def search(
         self, query: str, limit: int = 10, *, concepts: Sequence[str] | None = None
     ) -> SearchResult:
+        result = self._search(query, limit, concepts)
+        if result.query and not result.concepts:
+            result.suggestion = self.suggest(result.query, result)
+            if result.suggestion and not result.results:
+                # nothing for the misspelling: answer for the correction
+                corrected = self._search(result.suggestion, limit, concepts)
+                result.results, result.concepts = corrected.results, corrected.concepts
+                result.confident = corrected.confident
+                result.corrected = True
+        return result
+
+    def _search(self, query: str, limit: int, concepts: Sequence[str] | None) -> SearchResult:
         query = query.strip()
         result = SearchResult(query)
         if not query:
@@ -441,14 +454,6 @@ class Reference:
         result.results = self._rerank(planned, candidates)[:limit]
         if result.results:
             result.confident = result.results[0].coverage >= CONFIDENT_COVERAGE
-        if not result.concepts:
-            result.suggestion = self.suggest(query)
-            if result.suggestion and not result.results:
-                # nothing for the misspelling: answer for the correction
-                corrected = self.search(result.suggestion, limit, concepts=concepts)
-                result.results, result.concepts = corrected.results, corrected.concepts
-                result.confident = corrected.confident
-                result.corrected = True
         return result
 
     def _rerank(
@@ -485,36 +490,73 @@ class Reference:
 
     # --- did you mean ----------------------------------------------------------------------------
 
-    def vocabulary(self) -> list[str]:
-        """Latin words of the corpus and keys of the glossary (built once, on demand)."""
+    def vocabulary(self) -> dict[str, str]:
+        """Did-you-mean candidates: the key of every Latin glossary term (name, alias,
+        identifier) and of the bridge's curated English words, mapped to the form to show.
+
+        It comes from the glossary and the bridge only, never from the index's lexicon, so it
+        stays small whatever the corpus size (built once, on demand)."""
         if self._vocab is None:
-            with self._lock:
-                words = {w for w in self.index.vocabulary() if w.isascii() and len(w) > 2}
-            for key in self.glossary.matcher.keys:
-                if key.isascii():
-                    words.add(key)
-            self._vocab = sorted(words)
+            vocab: dict[str, str] = {}
+            for concept in self.glossary.concepts.values():
+                for text, kind in concept.forms():
+                    key = term_key(text)
+                    if kind != "zh" and key.isascii() and len(key) > 2:
+                        vocab.setdefault(key, text)
+            for word in self.bridge.curated_keys():
+                key = term_key(word)
+                if key.isascii() and len(key) > 2:
+                    vocab.setdefault(key, word)
+            self._vocab = vocab
         return self._vocab
 
-    def suggest(self, query: str) -> str | None:
-        """A corrected query when some Latin word is unknown and a close one exists."""
+    def _known(self, word: str) -> bool:
+        """A word needs no correction: a stop word, an English word the bridge knows, a
+        glossary term, or a word the corpus holds."""
+        low = word.lower()
+        if low in normalize.STOP_EN or self.bridge.known(low) or self.glossary.lookup(word):
+            return True
+        toks = normalize.token_texts(word)
+        if not toks:
+            return True
+        with self._lock:
+            return all(
+                any(self.index.doc_frequency(f, t) for f in ("question", "names", "answer"))
+                for t in toks
+            )
+
+    def suggest(self, query: str, found: SearchResult | None = None) -> str | None:
+        """A corrected query, when a Latin word is unknown, a close glossary term or curated
+        English word exists, and the corrected query finds clearly better answers than
+        ``found`` (the query's own results, searched when not given)."""
         vocab = self.vocabulary()
-        known = set(vocab)
+        keys = sorted(vocab)
         changed = False
         out: list[str] = []
-        for word in query.split():
-            key = "".join(normalize.split_identifier(word))
-            if not key.isascii() or len(key) < 4 or key in known or self.glossary.lookup(word):
+        for word in re.split(r"(\s+)", query):
+            key = term_key(word) if word.strip() else ""
+            if not key.isascii() or len(key) < 4 or key in vocab or self._known(word):
                 out.append(word)
                 continue
-            close = difflib.get_close_matches(key, vocab, n=1, cutoff=0.8)
+            close = difflib.get_close_matches(key, keys, n=1, cutoff=0.8)
             if not close:
                 out.append(word)
                 continue
-            concept = self.glossary.lookup(close[0])
-            out.append(concept.name if concept else close[0])
+            out.append(vocab[close[0]])
             changed = True
-        return " ".join(out) if changed else None
+        if not changed:
+            return None
+        suggestion = "".join(out)
+        if found is None:
+            found = self._search(query, 3, None)
+        better = self._search(suggestion, 3, None)
+        if not better.results or not better.confident:
+            return None
+        if found.results and found.confident:
+            gain = better.results[0].coverage - found.results[0].coverage
+            if gain < SUGGEST_GAIN:
+                return None
+        return suggestion
 
 
 def _rank_by_concept(entries: list[Entry]) -> dict[str, list[str]]:
