@@ -23,7 +23,7 @@ from .config import Settings
 from .corpus.entry import Entry, result_json
 from .corpus.group import group_duplicates
 from .corpus.loader import Problem, digests, discover, load_notes
-from .glossary import Glossary, Match, term_key
+from .glossary import Concept, Glossary, Match, term_key
 from .index import SCHEMA_VERSION, Clause, Progress, SearchIndex
 from .snippets import extract as extract_snippets
 
@@ -168,7 +168,7 @@ class Reference:
         self._vocab: dict[str, str] | None = None
         self._lock = threading.Lock()
         self.bridge = Bridge()  # English -> Chinese; its tables load on the first search
-        self._about = _rank_by_concept(entries)
+        self._about = _rank_by_concept(entries, glossary)
         self.snippets = [s for e in entries for s in extract_snippets(e)]
 
     # --- opening ------------------------------------------------------------------------------
@@ -559,26 +559,115 @@ class Reference:
         return suggestion
 
 
-def _rank_by_concept(entries: list[Entry]) -> dict[str, list[str]]:
-    in_question: dict[str, list[tuple[tuple, Entry]]] = {}
-    in_answer: dict[str, list[tuple[tuple, Entry]]] = {}
-    for n, e in enumerate(entries):
-        quality = (not e.has_answer, e.external)
-        for c in e.question_concepts:
-            in_question.setdefault(c, []).append(((*quality, len(e.question_concepts), n), e))
-        for k, c in enumerate(x for x in e.concepts if x not in e.question_concepts):
-            in_answer.setdefault(c, []).append(((*quality, k, n), e))
+# What kind of question an entry asks, for choosing the Q&A that best *defines* a concept:
+# "what is / how does it work" first, then why / pros and cons / how to, then comparisons,
+# then the rest; a question hedged with conditions ("如果…", "在…情况下") is an edge case.
+_DEFINES = re.compile(
+    r"什么是|是啥|概念|原理|思路|机理|介绍|简述|简单说|解释|讲讲|讲一下|讲解|公式|具体流程|"
+    r"工作方式|是如何|是怎么|如何工作|如何实现|怎么实现|如何进行|如何演进|"
+    r"what is|what are|how does|how do|explain",
+    re.I,
+)
+_ASPECT = re.compile(
+    r"为什么|为何|原因|优点|优势|缺点|不足|局限|作用|好处|用处|影响|问题|如何|怎么|怎样|方法|"
+    r"有哪些|哪些|吗|么|是否|能否|可以"
+)
+_DEFINES_WEAK = re.compile(r"是什么|指什么")
+_COMPARES = re.compile(r"区别|不同|差异|相比|比较|对比|关系|vs|versus", re.I)
+_EDGE = re.compile(r"如果|假设|情况下|时候|exactly|下列|下面哪")
+
+
+def question_kind(question: str) -> int:
+    """0: defines (what is / how it works), 1: an aspect (why, pros, effects, how to),
+    2: compares, 3: anything else; +1 when hedged with conditions (an edge case)."""
+    if _COMPARES.search(question):
+        kind = 2
+    elif _DEFINES.search(question):
+        kind = 0
+    elif _ASPECT.search(question):
+        kind = 1
+    elif _DEFINES_WEAK.search(question):
+        kind = 0
+    else:
+        kind = 3
+    return kind + (1 if _EDGE.search(question) else 0)
+
+
+def _closeness(concept: Concept, named: Sequence[str]) -> float:
+    """How much of the concept's neighbourhood ``named`` holds: its ``related`` concepts,
+    the first (closest) weighing most; the concepts it is covered by do not count."""
+    rank = {c: k for k, c in enumerate(x for x in concept.related if x not in concept.covered_by)}
+    return sum(1.0 / (rank[c] + 1) for c in set(named) if c in rank)
+
+
+def about_key(entry: Entry, concept: Concept) -> tuple | None:
+    """Where ``entry`` ranks among the Q&As about ``concept`` (smaller is better), or None
+    when it is not about it. Pure: it reads the entry's tags and the concept only, never other
+    entries, so an index can keep the ranking up to date entry by entry.
+
+    Tiers: the question names the concept (0); the question names a concept it is
+    ``covered_by`` (1); only the answer names it (2); only the answer names a covering
+    concept (3). Within a tier: answered before unanswered or link-only; for tier 0 the
+    question that defines the concept before edge cases and comparisons, the concept first
+    among few named; for the others the question closest to the concept's neighbourhood
+    (``related``); then source and line."""
+    cid = concept.id
+    answered = (not entry.has_answer, entry.external)
+    kind = question_kind(entry.question)
+    where = (entry.source, entry.line)
+    if cid in entry.question_concepts:
+        place = min(entry.question_concepts.index(cid), 2)
+        named = len(entry.question_concepts)
+        return (0, *answered, kind, place, named, -_closeness(concept, entry.concepts), *where)
+    near = -_closeness(concept, entry.question_concepts)
+    covering = [concept.covered_by.index(c) for c in entry.question_concepts
+                if c in concept.covered_by]  # fmt: skip
+    if covering:
+        return (1, *answered, near, min(covering), -_closeness(concept, entry.concepts), kind,
+                *where)  # fmt: skip
+    if cid in entry.concepts:
+        return (2, *answered, near, kind, entry.concepts.index(cid), *where)
+    covering = [concept.covered_by.index(c) for c in entry.concepts if c in concept.covered_by]
+    if covering:
+        return (3, *answered, min(covering), near, -_closeness(concept, entry.concepts), kind,
+                *where)  # fmt: skip
+    return None
+
+
+def about_candidates(entry: Entry, glossary: Glossary) -> set[str]:
+    """The concepts whose Q&A lists ``entry`` may appear in (for incremental upkeep): those
+    it names, and those ``covered_by`` a concept it names."""
+    out = set(entry.concepts)
+    for cid in entry.concepts:
+        out.update(glossary.covering(cid))
+    return out
+
+
+def _rank_by_concept(entries: list[Entry], glossary: Glossary) -> dict[str, list[str]]:
+    """Concept -> entry ids, best first, one per group of same questions (see ``about_key``);
+    entries of a covering concept stand in only where no question names the concept."""
+    keyed: dict[str, list[tuple[tuple, Entry]]] = {}
+    for entry in entries:
+        for cid in about_candidates(entry, glossary):
+            concept = glossary.get(cid)
+            key = about_key(entry, concept) if concept is not None else None
+            if key is not None:
+                keyed.setdefault(cid, []).append((key, entry))
     ranked: dict[str, list[str]] = {}
-    for c in set(in_question) | set(in_answer):
+    for cid, items in keyed.items():
+        items.sort(key=lambda x: x[0])
+        if items[0][0][0] == 0:  # a question names it: no stand-ins
+            items = [x for x in items if x[0][0] in (0, 2)]
+        elif items[0][0][0] == 1:  # stand-ins whose question names a covering concept
+            items = [x for x in items if x[0][0] in (1, 2)]
         seen: set[str] = set()
         ids: list[str] = []
-        for table in (in_question, in_answer):
-            for _key, e in sorted(table.get(c, []), key=lambda x: x[0]):
-                key = e.group or e.id
-                if key not in seen:
-                    seen.add(key)
-                    ids.append(e.id)
-        ranked[c] = ids
+        for _key, e in items:
+            group = e.group or e.id
+            if group not in seen:
+                seen.add(group)
+                ids.append(e.id)
+        ranked[cid] = ids
     return ranked
 
 
@@ -612,4 +701,12 @@ def _names_text(entry: Entry, glossary: Glossary) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Reference", "Result", "SearchResult", "result_json", "tag_entries"]
+__all__ = [
+    "Reference",
+    "Result",
+    "SearchResult",
+    "about_candidates",
+    "about_key",
+    "result_json",
+    "tag_entries",
+]
