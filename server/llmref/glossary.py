@@ -10,6 +10,8 @@ A glossary file is a YAML list, one concept per item::
       definition: One line, in our own words.
       related: [PagedAttention]
       covered_by: [Repetition problem]  # optional: concepts whose Q&As answer this one too
+      context_code: [top_k]  # optional: identifiers meaning this concept only in context
+      context: [expert, router]  # optional: words (identifier parts) that show the context
 
 Broken input never stops the rest: bad YAML is salvaged item by item, and an item with no
 name, or a field of the wrong type, becomes a Problem with file and line.
@@ -35,7 +37,7 @@ log = logging.getLogger("llmref.glossary")
 # libyaml's composer is ~14x faster than the pure-Python one on the bundled glossary
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-LIST_FIELDS = ("zh", "aliases", "code", "related", "covered_by")
+LIST_FIELDS = ("zh", "aliases", "code", "related", "covered_by", "context_code", "context")
 KNOWN_FIELDS = frozenset({"id", "name", "definition", "common_word", *LIST_FIELDS})
 MAX_UNITS = 10
 
@@ -75,6 +77,10 @@ class Concept:
     # concepts whose Q&As answer this one when no Q&A names it (a remedy and its problem:
     # Repetition penalty -> Repetition problem); concept ids once resolved
     covered_by: list[str] = field(default_factory=list)
+    # identifiers that mean this concept only where the code is about it (an MoE router's
+    # top_k, DPO's beta, LoRA's scaling), and the words that show it is (expert, router, moe)
+    context_code: list[str] = field(default_factory=list)
+    context: list[str] = field(default_factory=list)
     common_word: bool = False
     file: str = ""
     line: int = 0
