@@ -25,6 +25,7 @@ from .normalize import singular, split_identifier
 NEAR_LINES = 20  # lines either side of the cursor that count as "near"
 W_NEAR = 3  # a context word near the cursor counts this many times a word elsewhere
 CLEAR_RATIO = 2.0  # the best sense must score this many times the runner-up
+MIN_SCORE = 2  # one context word near the cursor, or two elsewhere in the file
 FILES_KEPT = 8  # documents whose words are kept (by uri and version)
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -36,11 +37,20 @@ def parts(identifier: str) -> tuple[str, ...]:
     return tuple(singular(p) for p in split_identifier(identifier))
 
 
+def word_key(identifier: str) -> str:
+    """How a context word is looked up: its parts joined (``per_token_kl``, ``router``)."""
+    return "_".join(parts(identifier))
+
+
 def words_of(text: str) -> frozenset[str]:
-    """Every identifier part in ``text`` (identifiers deduplicated before splitting)."""
+    """Every identifier part in ``text``, and every multi-part identifier whole (so a context
+    word ``per_token_kl`` needs that identifier, not three parts found anywhere)."""
     out: set[str] = set()
     for ident in set(_IDENT.findall(text)):
-        out.update(parts(ident))
+        ps = parts(ident)
+        out.update(ps)
+        if len(ps) > 1:
+            out.add("_".join(ps))
     return frozenset(out)
 
 
@@ -89,14 +99,14 @@ class Senses:
         self.glossary = glossary
         # identifier parts (as a tuple) -> concepts it may mean in context
         self.terms: dict[tuple[str, ...], list[str]] = {}
-        self.words: dict[str, list[tuple[str, ...]]] = {}
+        self.words: dict[str, list[str]] = {}
         for concept in glossary.concepts.values():
             for ident in concept.context_code:
                 key = parts(ident)
                 if key and concept.id not in self.terms.setdefault(key, []):
                     self.terms[key].append(concept.id)
             if concept.context:
-                self.words[concept.id] = [parts(w) for w in concept.context if parts(w)]
+                self.words[concept.id] = [word_key(w) for w in concept.context if parts(w)]
         self.longest = max((len(k) for k in self.terms), default=0)
         self._files: OrderedDict[Hashable, FileWords] = OrderedDict()
 
@@ -130,9 +140,9 @@ class Senses:
     def score(self, concept: str, near: frozenset[str], everywhere: frozenset[str]) -> int:
         score = 0
         for word in self.words.get(concept, ()):
-            if all(p in near for p in word):
+            if word in near:
                 score += W_NEAR
-            elif all(p in everywhere for p in word):
+            elif word in everywhere:
                 score += 1
         return score
 
@@ -152,7 +162,7 @@ class Senses:
         scores = {c: self.score(c, near, everywhere) for c in options}
         ranked = sorted(options, key=lambda c: -scores[c])
         best = ranked[0]
-        if scores[best] == 0:
+        if scores[best] < MIN_SCORE:
             return Sense(default, False)
         if len(ranked) > 1 and scores[ranked[1]] * CLEAR_RATIO > scores[best]:
             return Sense(None, False)  # the file speaks for two senses: say nothing

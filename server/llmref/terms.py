@@ -49,7 +49,7 @@ class TermHit:
 # (FlashAttentionKwargs), warnings.
 _PLUMBING_LAST = frozenset({"output", "util", "mixin", "warning", "error", "exception"})
 _PLUMBING_FIRST = frozenset({"output", "return"})
-_FAMILY_CODE = ("ForCausalLM", "ForConditionalGeneration", "ForMaskedLM", "LMHeadModel")
+_FAMILY_CODE = ("ForCausalLM", "ForConditionalGeneration", "ForMaskedLM", "LMHeadModel", "Model")
 
 
 def _plumbing(identifier: str) -> bool:
