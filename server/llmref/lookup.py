@@ -421,7 +421,7 @@ class Reference:
         self, query: str, limit: int = 10, *, concepts: Sequence[str] | None = None
     ) -> SearchResult:
         result = self._search(query, limit, concepts)
-        if result.query and not result.concepts:
+        if result.query and concepts is None:
             result.suggestion = self.suggest(result.query, result)
             if result.suggestion and not result.results:
                 # nothing for the misspelling: answer for the correction
@@ -503,6 +503,11 @@ class Reference:
                     key = term_key(text)
                     if kind != "zh" and key.isascii() and len(key) > 2:
                         vocab.setdefault(key, text)
+            for concept in self.glossary.concepts.values():
+                for text, kind in concept.forms():
+                    if kind in ("name", "aliases") and " " in text:  # speculative, decoding
+                        for word in re.findall(r"[A-Za-z][A-Za-z\-]{3,}", text):
+                            vocab.setdefault(term_key(word), word.lower())
             for word in self.bridge.curated_keys():
                 key = term_key(word)
                 if key.isascii() and len(key) > 2:
@@ -532,6 +537,7 @@ class Reference:
         vocab = self.vocabulary()
         keys = sorted(vocab)
         changed = False
+        named: set[str] = set()  # concepts the corrected words name exactly
         out: list[str] = []
         for word in re.split(r"(\s+)", query):
             key = term_key(word) if word.strip() else ""
@@ -543,6 +549,7 @@ class Reference:
                 out.append(word)
                 continue
             out.append(vocab[close[0]])
+            named.update(self.glossary.matcher.exact(vocab[close[0]]))
             changed = True
         if not changed:
             return None
@@ -550,12 +557,17 @@ class Reference:
         if found is None:
             found = self._search(query, 3, None)
         better = self._search(suggestion, 3, None)
-        if not better.results or not better.confident:
+        if not better.results:
             return None
-        if found.results and found.confident:
-            gain = better.results[0].coverage - found.results[0].coverage
-            if gain < SUGGEST_GAIN:
-                return None
+        if not found.results:
+            return suggestion  # something rather than nothing
+        if not better.confident:
+            return None
+        gain = better.results[0].coverage - found.results[0].coverage
+        # a misspelled identifier corrected to a glossary term (LlamaRMSNrom -> LlamaRMSNorm)
+        names_term = bool(named) and named <= set(better.concepts)
+        if found.confident and gain < SUGGEST_GAIN and not names_term:
+            return None
         return suggestion
 
 

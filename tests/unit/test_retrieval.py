@@ -121,3 +121,9 @@ def test_did_you_mean_corrects_misspellings(reference, query, suggestion):
 def test_no_answer_is_not_confident(reference):
     assert not reference.search("what is the capital of France").confident
     assert reference.search("how to stop an LLM from repeating itself").confident
+
+
+def test_did_you_mean_corrects_a_misspelled_identifier(reference):
+    """A query naming a concept (Llama) may still hold a misspelled glossary identifier."""
+    assert reference.search("LlamaRMSNrom").suggestion == "LlamaRMSNorm"
+    assert reference.search("LlamaRMSNorm").suggestion is None
