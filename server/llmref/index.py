@@ -261,7 +261,8 @@ class SearchIndex:
         return int(self._get_searcher().reader().doc_frequency(field, term))
 
     def doc_count(self) -> int:
-        return int(self._ix.doc_count())
+        """Documents in the index, from the open searcher (the directory may be rebuilt)."""
+        return int(self._get_searcher().reader().doc_count())
 
     def vocabulary(self, fields: Iterable[str] = ("question", "names", "answer")) -> set[str]:
         """All indexed terms of the fields (for did-you-mean)."""

@@ -342,8 +342,8 @@ class Reference:
     def _concept_weight(self, cid: str) -> float:
         """1.0 for a specific concept, down to GENERIC_CONCEPT for one that many questions
         name (LLM, Transformer): naming it says little about which question is meant."""
-        total = max(self.index.doc_count(), 1)
         with self._lock:
+            total = max(self.index.doc_count(), 1)
             share = self.index.doc_frequency("concepts", cid) / total
         if share <= CONCEPT_SHARE:
             return 1.0
