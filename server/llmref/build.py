@@ -42,7 +42,7 @@ from .corpus.parse import slugify
 from .glossary import Glossary
 from .index import SCHEMA_VERSION, SearchIndex, document
 from .locks import FileLock
-from .ranking import about_key, names_text, tag_entry
+from .ranking import about_candidates, about_key, names_text, tag_entry
 from .snippets import extract as extract_snippets
 from .store import STORE, Store, entry_json, sort_key
 
@@ -203,7 +203,9 @@ class _Vocab:
         self.delta.clear()
 
 
-def _insert_file(db, fr: FileResult, vocab: _Vocab) -> list[tuple[int, Entry, grouping.Signature]]:
+def _insert_file(
+    db, fr: FileResult, vocab: _Vocab, glossary: Glossary
+) -> list[tuple[int, Entry, grouping.Signature]]:
     """Write one file's rows (entries, concepts, snippets; not groups): (rowid, entry, sig)."""
     cur = db.execute(
         "INSERT INTO files (path, display, sort, mtime_ns, size, digest, problems) "
@@ -219,9 +221,14 @@ def _insert_file(db, fr: FileResult, vocab: _Vocab) -> list[tuple[int, Entry, gr
             (entry.id, file_id, ord_, _sig_json(sig), len(grouping.grams(sig)), entry_json(entry)),
         )
         rowid = cur.lastrowid
-        for concept in entry.concepts:
-            key = sort_key(*about_key(entry, concept), fr.sort, ord_)
-            db.execute("INSERT OR IGNORE INTO about VALUES (?, ?, ?)", (concept, key, rowid))
+        for cid in about_candidates(entry, glossary):
+            concept = glossary.get(cid)
+            rank = about_key(entry, concept) if concept is not None else None
+            if rank is not None:
+                key = sort_key(*rank, fr.sort, ord_)
+                db.execute(
+                    "INSERT OR IGNORE INTO about VALUES (?, ?, ?, ?)", (cid, rank[0], key, rowid)
+                )
         for snippet in extract_snippets(entry):
             db.execute(
                 "INSERT INTO snippets (entry, name, key, code, language) VALUES (?, ?, ?, ?, ?)",
@@ -564,7 +571,7 @@ def full_build(
 
         def take(db, fr: FileResult) -> None:
             nonlocal done
-            for rowid, entry, sig in _insert_file(db, fr, vocab):
+            for rowid, entry, sig in _insert_file(db, fr, vocab, glossary):
                 if _groups(entry):
                     rows.append((rowid, entry.id, sig))
                 report.entries += 1
@@ -688,7 +695,7 @@ def sync(
                     touched |= _delete_file(db, path, vocab)
                 added: list[tuple[int, Entry, grouping.Signature]] = []
                 for fr in results:
-                    added.extend(r for r in _insert_file(db, fr, vocab) if _groups(r[1]))
+                    added.extend(r for r in _insert_file(db, fr, vocab, glossary) if _groups(r[1]))
                     for entry in fr.entries:
                         writer.add_document(**document(entry, names_text(entry, glossary)))
                 _add_probe_grams(db, added)

@@ -150,7 +150,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                [result_json(r.entry, r.score) for r in result.results],
+                [
+                    {**result_json(r.entry, r.score), "coverage": round(r.coverage, 3)}
+                    for r in result.results
+                ],
                 ensure_ascii=False,
                 indent=2,
             )
@@ -173,6 +176,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not result.results:
         print(f"No results for {_quoted(query)}.")
         return 1
+    if not result.confident:
+        print("No question in the corpus closely matches; the nearest ones:")
     for n, r in enumerate(result.results, 1):
         e = r.entry
         print(f"{n:>2}. {e.question}")

@@ -9,6 +9,9 @@ A glossary file is a YAML list, one concept per item::
       code: [past_key_values, DynamicCache]
       definition: One line, in our own words.
       related: [PagedAttention]
+      covered_by: [Repetition problem]  # optional: concepts whose Q&As answer this one too
+      context_code: [top_k]  # optional: identifiers meaning this concept only in context
+      context: [expert, router]  # optional: words (identifier parts) that show the context
 
 Broken input never stops the rest: bad YAML is salvaged item by item, and an item with no
 name, or a field of the wrong type, becomes a Problem with file and line.
@@ -34,7 +37,7 @@ log = logging.getLogger("llmref.glossary")
 # libyaml's composer is ~14x faster than the pure-Python one on the bundled glossary
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-LIST_FIELDS = ("zh", "aliases", "code", "related")
+LIST_FIELDS = ("zh", "aliases", "code", "related", "covered_by", "context_code", "context")
 KNOWN_FIELDS = frozenset({"id", "name", "definition", "common_word", *LIST_FIELDS})
 MAX_UNITS = 10
 
@@ -71,6 +74,13 @@ class Concept:
     aliases: list[str] = field(default_factory=list)
     code: list[str] = field(default_factory=list)
     related: list[str] = field(default_factory=list)  # concept ids once resolved
+    # concepts whose Q&As answer this one when no Q&A names it (a remedy and its problem:
+    # Repetition penalty -> Repetition problem); concept ids once resolved
+    covered_by: list[str] = field(default_factory=list)
+    # identifiers that mean this concept only where the code is about it (an MoE router's
+    # top_k, DPO's beta, LoRA's scaling), and the words that show it is (expert, router, moe)
+    context_code: list[str] = field(default_factory=list)
+    context: list[str] = field(default_factory=list)
     common_word: bool = False
     file: str = ""
     line: int = 0
@@ -350,6 +360,7 @@ class Glossary:
         for concept in concepts:
             self._add(concept)
         self._resolve_related()
+        self._covering: dict[str, list[str]] | None = None
         self.matcher = TermMatcher(self.concepts.values())
 
     def _add(self, concept: Concept) -> None:
@@ -374,20 +385,21 @@ class Glossary:
                 by_key.setdefault(term_key(text), concept.id)
             by_key.setdefault(term_key(concept.id), concept.id)
         for concept in self.concepts.values():
-            resolved: list[str] = []
-            for ref in concept.related:
-                target = by_key.get(term_key(ref))
-                if target is None:
-                    self.problems.append(
-                        Problem(
-                            concept.file,
-                            concept.line,
-                            f"{concept.name}: unknown related concept {ref!r}",
+            for list_field in ("related", "covered_by"):
+                resolved: list[str] = []
+                for ref in getattr(concept, list_field):
+                    target = by_key.get(term_key(ref))
+                    if target is None:
+                        self.problems.append(
+                            Problem(
+                                concept.file,
+                                concept.line,
+                                f"{concept.name}: unknown {list_field} concept {ref!r}",
+                            )
                         )
-                    )
-                elif target != concept.id and target not in resolved:
-                    resolved.append(target)
-            concept.related = resolved
+                    elif target != concept.id and target not in resolved:
+                        resolved.append(target)
+                setattr(concept, list_field, resolved)
 
     @classmethod
     def load(cls, paths: Iterable[Path]) -> Glossary:
@@ -421,6 +433,16 @@ class Glossary:
 
     def get(self, concept: str) -> Concept | None:
         return self.concepts.get(concept)
+
+    def covering(self, concept: str) -> list[str]:
+        """Concepts that name ``concept`` in their ``covered_by`` (built once)."""
+        if self._covering is None:
+            covering: dict[str, list[str]] = {}
+            for c in self.concepts.values():
+                for target in c.covered_by:
+                    covering.setdefault(target, []).append(c.id)
+            self._covering = covering
+        return self._covering.get(concept, [])
 
     def lookup(self, term: str) -> Concept | None:
         """The concept a term names exactly (any form, any separators), if one."""

@@ -167,7 +167,7 @@ class LlmrefTokenizer(Tokenizer):
                 t.startchar, t.endchar = start_char, start_char + len(value)
             yield t
             return
-        for tok in normalize.tokens(value):
+        for tok in normalize.tokens(value, subwords=True):
             t.text = tok.text
             t.boost = 1.0
             t.stopped = False
@@ -212,15 +212,18 @@ class Clause:
 
     field: str
     terms: tuple[str, ...]
-    mode: str = "any"  # any | all | phrase
+    mode: str = "any"  # any | all | phrase | max (the best of ``alternatives`` counts)
     boost: float = 1.0
     slop: int = 1
+    alternatives: tuple[Clause, ...] = ()  # mode "max": the ways to write one query word
 
 
 @dataclass(frozen=True)
 class Hit:
     id: str
     score: float
+    # (field, term) pairs of the query that this document holds (when asked for)
+    terms: frozenset[tuple[str, str]] = frozenset()
 
 
 # --- the manifest -------------------------------------------------------------------------------
@@ -308,7 +311,8 @@ class SearchIndex:
         return index
 
     def doc_count(self) -> int:
-        return self._ix.doc_count()
+        """Documents in the index, from the open searcher (the files may be rebuilt)."""
+        return int(self._get_searcher().reader().doc_count())
 
     def writer(self, *, limitmb: int = 128):
         """A Whoosh writer (the caller holds the index lock)."""
@@ -328,8 +332,11 @@ class SearchIndex:
                 self._ids = None
         return self._searcher
 
-    def search(self, clauses: Sequence[Clause], limit: int = 10) -> list[Hit]:
-        """Ranked hits for the disjunction of the clauses (scores add up)."""
+    def search(
+        self, clauses: Sequence[Clause], limit: int = 10, *, terms: bool = False
+    ) -> list[Hit]:
+        """Ranked hits for the disjunction of the clauses (scores add up); ``terms``: with
+        the query terms each hit holds."""
         parts = [q for q in (_to_whoosh(c) for c in clauses) if q is not None]
         if not parts:
             return []
@@ -337,14 +344,18 @@ class SearchIndex:
         ids = self._ids
         if ids is None:
             return []
-        results = searcher.search(wq.Or(parts), limit=limit)
+        results = searcher.search(wq.Or(parts), limit=limit, terms=terms)
         out: list[Hit] = []
-        for score, docnum in results.top_n:
-            ident = ids[docnum]
+        for hit in results:
+            ident = ids[hit.docnum]
             if isinstance(ident, bytes):
                 ident = ident.decode("utf-8")
-            out.append(Hit(ident, float(score)))
+            out.append(Hit(ident, float(hit.score), _matched(hit) if terms else frozenset()))
         return out
+
+    def doc_frequency(self, field: str, term: str) -> int:
+        """How many documents hold ``term`` in ``field`` (0 for an unknown term)."""
+        return int(self._get_searcher().reader().doc_frequency(field, term))
 
     def vocabulary(self, fields: Iterable[str] = ("question", "names", "answer")) -> set[str]:
         """All indexed terms of the fields (small indexes only: the store keeps a vocabulary)."""
@@ -363,7 +374,21 @@ class SearchIndex:
         self._ix.close()
 
 
+def _matched(hit) -> frozenset[tuple[str, str]]:
+    return frozenset(
+        (name, text.decode("utf-8") if isinstance(text, bytes) else text)
+        for name, text in (hit.matched_terms() or ())
+    )
+
+
 def _to_whoosh(clause: Clause) -> wq.Query | None:
+    if clause.mode == "max":
+        subs = [q for q in (_to_whoosh(a) for a in clause.alternatives) if q is not None]
+        if not subs:
+            return None
+        best: wq.Query = subs[0] if len(subs) == 1 else wq.DisjunctionMax(subs)
+        best.boost = clause.boost
+        return best
     terms = [t for t in clause.terms if t]
     if not terms:
         return None

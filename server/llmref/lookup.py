@@ -8,24 +8,28 @@ Nothing here imports pygls or lsprotocol.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from . import cache, config, normalize
+from .bridge import W_CURATED, Bridge, lemmas
 from .build import BuildReport, Config, Slot, full_build, needs_full_rebuild, sync
 from .cards import CardInput
 from .config import Settings
 from .corpus.entry import TEXT_LAYOUTS, Entry, result_json
 from .corpus.loader import Problem, Scan, digests, scan
-from .glossary import Glossary
+from .glossary import Glossary, Match, term_key
 from .index import Clause, Hit, SearchIndex
 from .locks import FileLock
-from .ranking import tag_entry
+from .ranking import about_candidates, about_key, question_kind, tag_entry
 from .safe_markdown import resolve_roots
 from .store import SnippetRow, Store
 
@@ -43,11 +47,24 @@ W_ALIAS_ANSWER = 0.6
 W_ANSWER_CONCEPT = 1.5
 W_RELATED = 0.5
 
+# re-ranking by coverage (see Reference._rerank)
+RERANK = 30  # how many of the engine's best candidates are re-ranked
+COVER_SHARE = 0.7  # how much of the score depends on coverage
+COVER_POWER = 1.0
+ANSWER_COVER = 0.35  # a word found only in the answer covers this much of its weight
+W_COVER_CONCEPT = 1.5  # a concept the query names weighs this much against one plain word
+INTENT_BONUS = 0.08  # same kind of question (why / how / difference / what is)
+CONCEPT_SHARE = 0.06  # concepts named by more than this share of questions weigh less
+GENERIC_CONCEPT = 0.25
+CONFIDENT_COVERAGE = 0.5  # SearchResult.confident
+SUGGEST_GAIN = 0.2  # did-you-mean: the correction must cover this much more of the query
+
 
 @dataclass
 class Result:
     entry: Entry
     score: float
+    coverage: float = 0.0  # weighted share of the query's words and concepts the entry holds
 
 
 @dataclass
@@ -57,7 +74,59 @@ class SearchResult:
     concepts: list[str] = field(default_factory=list)  # glossary concepts the query names
     suggestion: str | None = None  # did you mean …
     corrected: bool = False  # results are for the suggestion (the query found nothing)
+    # the top result holds most of what the query asks (coverage >= CONFIDENT_COVERAGE);
+    # False: the corpus may not answer this at all
+    confident: bool = False
     degraded: str | None = None  # the index failed: results come from the concept table
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One thing the query asks for: a word (with its lemma and translations) or a concept."""
+
+    weight: float
+    forms: tuple[tuple[tuple[str, ...], float], ...]  # (index tokens, weight) alternatives
+    concept: str | None = None
+    cover: bool = True  # counts for coverage (words inside a glossary term do not: the
+    # concept's group stands for them)
+
+
+@dataclass
+class _Query:
+    text: str
+    clauses: list[Clause]
+    concepts: list[str]
+    groups: list[_Group]
+    intents: frozenset[str]
+
+
+def _has(form: tuple[str, ...], words: set[str]) -> bool:
+    return all(t in words for t in form)
+
+
+# what kind of question: English cue words in the query, Chinese ones in a corpus question
+_INTENT_EN = {
+    "why": ("why", "reason", "cause", "causes"),
+    "how": ("how",),
+    "diff": ("difference", "differences", "differ", "differs", "compare", "compared", "versus",
+             "vs"),
+    "what": ("what",),
+}  # fmt: skip
+_INTENT_ZH = {
+    "why": ("为什么", "为何", "原因", "导致"),
+    "how": ("如何", "怎么", "怎样", "方法"),
+    "diff": ("区别", "不同", "差异", "相比", "比较"),
+    "what": ("什么是", "是什么", "概念", "指什么", "介绍"),
+}
+
+
+def _intents(query: str) -> frozenset[str]:
+    words = set(re.findall(r"[a-z]+", query.lower()))
+    return frozenset(k for k, cues in _INTENT_EN.items() if words & set(cues))
+
+
+def _question_intents(question: str) -> frozenset[str]:
+    return frozenset(k for k, cues in _INTENT_ZH.items() if any(c in question for c in cues))
 
 
 def tag_entries(entries: list[Entry], glossary: Glossary) -> None:
@@ -129,6 +198,8 @@ class Reference:
         self.problems = problems or []
         self.damaged: str | None = None
         self.builder = None  # see open()
+        self._vocab: dict[str, str] | None = None
+        self.bridge = Bridge()  # English -> Chinese; its tables load on the first search
         self._lock = threading.RLock()  # the Whoosh searcher and swaps of the generation
         # resolved corpus roots: cards link only to files inside them
         self.roots = resolve_roots(path for path, _label in settings.roots())
@@ -354,74 +425,208 @@ class Reference:
         self, query: str, concepts: Sequence[str] | None = None
     ) -> tuple[list[Clause], list[str]]:
         """Engine-neutral clauses for a query, and the glossary concepts it names."""
+        planned = self._prepare(query, concepts)
+        return planned.clauses, planned.concepts
+
+    def _prepare(self, query: str, concepts: Sequence[str] | None = None) -> _Query:
+        """Clauses, concepts and word groups of a query.
+
+        Each query word is one group: the word as indexed, its lemma, and (for English words
+        outside glossary terms) its Chinese translations from the bridge; the best way a
+        field writes the word counts, weighted down for generic words ("model", "use").
+        Each concept the query names is a group too (its names, its tag), weighted down when
+        many questions name it ("LLM")."""
         toks = list(normalize.tokens(query))
-        words = tuple(dict.fromkeys(t.text for t in toks))
         # parts only (no catenations) in order, for all-of and phrase clauses
         parts = _in_order(toks)
+        matches = self.glossary.find(query) if concepts is None else []
+        if concepts is None:
+            matches += self._lemma_matches(query, [(m.start, m.end) for m in matches])
+            concepts = list(dict.fromkeys(m.concept for m in matches))
+        groups = self._word_groups(query, toks, [(m.start, m.end) for m in matches])
         clauses: list[Clause] = []
-        if words:
-            clauses += [
-                Clause("question", words, "any", W_QUESTION),
-                Clause("names", words, "any", W_NAMES),
-                Clause("answer", words, "any", W_ANSWER),
-            ]
+        with self._lock:
+            present = self._present([t for g in groups for form, _w in g.forms for t in form])
+        for group in groups:
+            for field_name, boost in (
+                ("question", W_QUESTION),
+                ("names", W_NAMES),
+                ("answer", W_ANSWER),
+            ):
+                alternatives = tuple(
+                    Clause(field_name, terms, "phrase" if len(terms) > 1 else "any", w)
+                    for terms, w in group.forms[: 1 if field_name == "names" else None]
+                    if all((field_name, t) in present for t in terms)
+                )
+                if alternatives:
+                    clauses.append(
+                        Clause(field_name, (), "max", boost * group.weight, 1, alternatives)
+                    )
         if len(parts) > 1:
             clauses += [
                 Clause("question", parts, "all", W_QUESTION_ALL),
                 Clause("question", parts, "phrase", W_PHRASE),
                 Clause("answer", parts, "phrase", W_ANSWER),
             ]
-        if concepts is None:
-            concepts = list(dict.fromkeys(m.concept for m in self.glossary.find(query)))
         for cid in concepts:
             concept = self.glossary.get(cid)
             if concept is None:
                 continue
-            clauses.append(Clause("concepts", (cid,), "any", W_CONCEPT))
-            clauses.append(Clause("answer_concepts", (cid,), "any", W_ANSWER_CONCEPT))
+            weight = self._concept_weight(cid)
+            clauses.append(Clause("concepts", (cid,), "any", W_CONCEPT * weight))
+            clauses.append(Clause("answer_concepts", (cid,), "any", W_ANSWER_CONCEPT * weight))
             if concept.related:  # neighbours, weakly: they order what the query alone cannot
                 related = tuple(concept.related)
-                clauses.append(Clause("concepts", related, "any", W_RELATED))
-                clauses.append(Clause("answer_concepts", related, "any", W_RELATED / 2))
+                clauses.append(Clause("concepts", related, "any", W_RELATED * weight))
+                clauses.append(Clause("answer_concepts", related, "any", W_RELATED / 2 * weight))
+            # the concept's other names: the best-matching one counts (not their sum)
+            in_question: list[Clause] = []
+            in_answer: list[Clause] = []
+            forms: list[tuple[tuple[str, ...], float]] = []
             for form in dict.fromkeys([*concept.names(), *concept.code]):
                 form_parts = _parts(form)
-                if not form_parts or form_parts == parts:
+                if not form_parts:
+                    continue
+                forms.append((form_parts, 1.0))
+                if form_parts == parts:
                     continue
                 mode = "all" if len(form_parts) > 1 else "any"
-                clauses.append(Clause("question", form_parts, mode, W_ALIAS_QUESTION))
-                clauses.append(
-                    Clause(
-                        "answer",
-                        form_parts,
-                        "phrase" if len(form_parts) > 1 else "any",
-                        W_ALIAS_ANSWER,
-                    )
-                )
-        return clauses, list(concepts)
+                in_question.append(Clause("question", form_parts, mode, W_ALIAS_QUESTION))
+                phrase = "phrase" if len(form_parts) > 1 else "any"
+                in_answer.append(Clause("answer", form_parts, phrase, W_ALIAS_ANSWER))
+            for field_name, alts in (("question", in_question), ("answer", in_answer)):
+                if alts:
+                    clauses.append(Clause(field_name, (), "max", weight, 1, tuple(alts)))
+            groups.append(_Group(weight * W_COVER_CONCEPT, tuple(forms), cid))
+        return _Query(query, clauses, list(concepts), groups, _intents(query))
+
+    def _present(self, terms: list[str]) -> set[tuple[str, str]]:
+        """(field, term) pairs the index holds, of the word fields (caller holds the lock)."""
+        out: set[tuple[str, str]] = set()
+        for term in dict.fromkeys(terms):
+            for field_name in ("question", "names", "answer"):
+                if self.index.doc_frequency(field_name, term):
+                    out.add((field_name, term))
+        return out
+
+    def _concept_weight(self, cid: str) -> float:
+        """1.0 for a specific concept, down to GENERIC_CONCEPT for one that many questions
+        name (LLM, Transformer): naming it says little about which question is meant."""
+        with self._lock:
+            total = max(self.index.doc_count(), 1)
+            share = self.index.doc_frequency("concepts", cid) / total
+        if share <= CONCEPT_SHARE:
+            return 1.0
+        return max(GENERIC_CONCEPT, CONCEPT_SHARE / share)
+
+    def _lemma_matches(self, query: str, taken: list[tuple[int, int]]) -> list[Match]:
+        """Glossary terms named once English words are lemmatized (pretrained -> pretrain),
+        where the query as typed names none; spans are offsets in ``query``."""
+        pieces: list[str] = []
+        spans: list[tuple[int, int, int, int]] = []  # lemmatized start/end, original start/end
+        at = 0
+        changed = False
+        for m in re.finditer(r"\S+", query):
+            lemma = self._lemma(m.group())
+            changed = changed or lemma != m.group()
+            spans.append((at, at + len(lemma), m.start(), m.end()))
+            pieces.append(lemma)
+            at += len(lemma) + 1
+        if not changed:
+            return []
+        out: list[Match] = []
+        for match in self.glossary.find(" ".join(pieces)):
+            inside = [sp for sp in spans if match.start < sp[1] and sp[0] < match.end]
+            if not inside:
+                continue
+            start, end = inside[0][2], inside[-1][3]
+            if any(start < e and s < end for s, e in taken):
+                continue
+            out.append(dataclasses.replace(match, start=start, end=end))
+        return out
+
+    def _lemma(self, word: str) -> str:
+        """The base form of an English word that the glossary or the bridge knows."""
+        if not word.isascii() or not word.isalpha():
+            return word
+        for form in lemmas(word)[1:]:
+            if self.glossary.lookup(form) is not None or self.bridge.known(form):
+                return form
+        return word
+
+    def _word_groups(
+        self, query: str, toks: list[normalize.Tok], covered: list[tuple[int, int]]
+    ) -> list[_Group]:
+        words = self.bridge.words(query) if _LATIN.search(query) else []
+        groups: list[_Group] = []
+        grouped: set[int] = set()
+        for word in words:
+            inside = [k for k, t in enumerate(toks) if word.start <= t.start < word.end]
+            grouped.update(inside)
+            forms: list[tuple[tuple[str, ...], float]] = [((toks[k].text,), 1.0) for k in inside]
+            if word.lemma:
+                forms += [((t,), 1.0) for t in normalize.token_texts(word.lemma)]
+            # inside a glossary term the concept speaks for the word; a one-word term
+            # (reward, bias) keeps the word's curated translations too
+            spans = [(s, e) for s, e in covered if s <= word.start and word.end <= e]
+            whole_word = all((s, e) == (word.start, word.end) for s, e in spans)
+            for zh, weight in word.chinese:
+                if spans and not (whole_word and weight >= W_CURATED):
+                    continue
+                zh_parts = _zh_parts(zh)
+                if zh_parts:
+                    forms.append((zh_parts, weight))
+            if forms:
+                groups.append(_Group(word.weight, tuple(dict.fromkeys(forms)), cover=not spans))
+        for k, t in enumerate(toks):
+            if k not in grouped:
+                in_term = any(s <= t.start and t.end <= e for s, e in covered)
+                groups.append(_Group(1.0, (((t.text,), 1.0),), cover=not in_term))
+        unique: dict[tuple, _Group] = {}
+        for g in groups:
+            unique.setdefault((g.weight, g.forms, g.cover), g)
+        return list(unique.values())
 
     def search(
         self, query: str, limit: int = 10, *, concepts: Sequence[str] | None = None
     ) -> SearchResult:
+        result = self._search(query, limit, concepts)
+        if result.query and concepts is None and result.degraded is None:
+            result.suggestion = self.suggest(result.query, result)
+            if result.suggestion and not result.results:
+                # nothing for the misspelling: answer for the correction
+                corrected = self._search(result.suggestion, limit, concepts)
+                result.results, result.concepts = corrected.results, corrected.concepts
+                result.confident = corrected.confident
+                result.corrected = True
+        return result
+
+    def _search(self, query: str, limit: int, concepts: Sequence[str] | None) -> SearchResult:
         query = query.strip()
         result = SearchResult(query)
         if not query:
             return result
-        clauses, result.concepts = self.plan(query, concepts)
+        planned: _Query | None = None
         try:
+            planned = self._prepare(query, concepts)
+            result.concepts = planned.concepts
             with self._lock:  # one Whoosh searcher, shared
-                hits = self.index.search(clauses, limit=max(limit * 3, 30))
+                hits = self.index.search(planned.clauses, limit=max(limit * 3, RERANK), terms=True)
         except Exception as exc:  # a damaged index: say so, answer from the concept table
             self._mark_damaged(exc)
             result.degraded = self.damaged
-            hits = []
-            for cid in result.concepts:
-                hits.extend(Hit(i, 0.0) for i in self.store.about(cid, limit))
+            if concepts is None:
+                concepts = list(dict.fromkeys(m.concept for m in self.glossary.find(query)))
+            result.concepts = list(concepts)
+            planned = None
+            hits = [Hit(i, 1.0) for cid in result.concepts for i in self.store.about(cid, limit)]
         found = self.store.entries([h.id for h in hits])
         # equal scores: corpus order decides (not the engine's internal document order)
         hits = sorted(
             (h for h in hits if h.id in found),
             key=lambda h: (-round(h.score, 6), found[h.id].source, found[h.id].line),
         )
+        candidates: list[tuple[Result, frozenset[tuple[str, str]]]] = []
         seen_groups: set[str] = set()
         for hit in hits:
             entry = found[hit.id]
@@ -429,17 +634,46 @@ class Reference:
                 if entry.group in seen_groups:
                     continue
                 seen_groups.add(entry.group)
-            result.results.append(Result(entry, hit.score))
-            if len(result.results) >= limit:
-                break
-        if not result.concepts and result.degraded is None:
-            result.suggestion = self.suggest(query)
-            if result.suggestion and not result.results:
-                # nothing for the misspelling: answer for the correction
-                corrected = self.search(result.suggestion, limit, concepts=concepts)
-                result.results, result.concepts = corrected.results, corrected.concepts
-                result.corrected = True
+            candidates.append((Result(entry, hit.score), hit.terms))
+        if planned is None:
+            result.results = [r for r, _ in candidates][:limit]
+            return result
+        result.results = self._rerank(planned, candidates)[:limit]
+        if result.results:
+            result.confident = result.results[0].coverage >= CONFIDENT_COVERAGE
         return result
+
+    def _rerank(
+        self, planned: _Query, candidates: list[tuple[Result, frozenset[tuple[str, str]]]]
+    ) -> list[Result]:
+        """Order the engine's best candidates by how much of the query each one covers.
+
+        BM25 alone lets one frequent word (or one generic concept) outrank a question that
+        matches every content word of a plain-English query; coverage (question words count
+        fully, answer-only words partly) scales the engine's score, and the question's kind
+        (why / how / difference) breaks near-ties."""
+        counted = [g for g in planned.groups if g.cover]
+        total = sum(g.weight for g in counted)
+        if total <= 0:
+            return [r for r, _ in candidates]
+        for r, matched in candidates[:RERANK]:
+            q_words = {t for f, t in matched if f == "question"}
+            a_words = {t for f, t in matched if f == "answer"}
+            covered = 0.0
+            for g in counted:
+                if g.concept is not None and g.concept in r.entry.question_concepts:
+                    covered += g.weight
+                elif any(_has(form, q_words) for form, _w in g.forms):
+                    covered += g.weight
+                elif (g.concept is not None and g.concept in r.entry.concepts) or any(
+                    _has(form, a_words) for form, _w in g.forms
+                ):
+                    covered += g.weight * ANSWER_COVER
+            r.coverage = covered / total
+            kind = 1.0 + INTENT_BONUS * len(planned.intents & _question_intents(r.entry.question))
+            r.score *= (1.0 - COVER_SHARE + COVER_SHARE * r.coverage**COVER_POWER) * kind
+        head = sorted((r for r, _ in candidates[:RERANK]), key=lambda r: -r.score)
+        return head + [r for r, _ in candidates[RERANK:]]
 
     def _mark_damaged(self, exc: BaseException) -> None:
         if self.damaged is None:
@@ -448,33 +682,85 @@ class Reference:
 
     # --- did you mean ----------------------------------------------------------------------------
 
-    def vocabulary(self) -> list[str]:
-        """Latin words of the corpus and keys of the glossary."""
-        words = set(self.store.vocabulary())
-        for key in self.glossary.matcher.keys:
-            if key.isascii():
-                words.add(key)
-        return sorted(words)
+    def vocabulary(self) -> dict[str, str]:
+        """Did-you-mean candidates: the key of every Latin glossary term (name, alias,
+        identifier) and of the bridge's curated English words, mapped to the form to show.
 
-    def suggest(self, query: str) -> str | None:
-        """A corrected query when some Latin word is unknown and a close one exists."""
+        It comes from the glossary and the bridge only, never from the index's lexicon, so it
+        stays small whatever the corpus size (built once, on demand)."""
+        if self._vocab is None:
+            vocab: dict[str, str] = {}
+            for concept in self.glossary.concepts.values():
+                for text, kind in concept.forms():
+                    key = term_key(text)
+                    if kind != "zh" and key.isascii() and len(key) > 2:
+                        vocab.setdefault(key, text)
+            for concept in self.glossary.concepts.values():
+                for text, kind in concept.forms():
+                    if kind in ("name", "aliases") and " " in text:  # speculative, decoding
+                        for word in re.findall(r"[A-Za-z][A-Za-z\-]{3,}", text):
+                            vocab.setdefault(term_key(word), word.lower())
+            for word in self.bridge.curated_keys():
+                key = term_key(word)
+                if key.isascii() and len(key) > 2:
+                    vocab.setdefault(key, word)
+            self._vocab = vocab
+        return self._vocab
+
+    def _known(self, word: str) -> bool:
+        """A word needs no correction: a stop word, an English word the bridge knows, a
+        glossary term, or a word the corpus holds."""
+        low = word.lower()
+        if low in normalize.STOP_EN or self.bridge.known(low) or self.glossary.lookup(word):
+            return True
+        toks = normalize.token_texts(word)
+        if not toks:
+            return True
+        with self._lock:
+            return all(
+                any(self.index.doc_frequency(f, t) for f in ("question", "names", "answer"))
+                for t in toks
+            )
+
+    def suggest(self, query: str, found: SearchResult | None = None) -> str | None:
+        """A corrected query, when a Latin word is unknown, a close glossary term or curated
+        English word exists, and the corrected query finds clearly better answers than
+        ``found`` (the query's own results, searched when not given)."""
         vocab = self.vocabulary()
-        known = set(vocab)
+        keys = sorted(vocab)
         changed = False
+        named: set[str] = set()  # concepts the corrected words name exactly
         out: list[str] = []
-        for word in query.split():
-            key = "".join(normalize.split_identifier(word))
-            if not key.isascii() or len(key) < 4 or key in known or self.glossary.lookup(word):
+        for word in re.split(r"(\s+)", query):
+            key = term_key(word) if word.strip() else ""
+            if not key.isascii() or len(key) < 4 or key in vocab or self._known(word):
                 out.append(word)
                 continue
-            close = difflib.get_close_matches(key, vocab, n=1, cutoff=0.8)
+            close = difflib.get_close_matches(key, keys, n=1, cutoff=0.8)
             if not close:
                 out.append(word)
                 continue
-            concept = self.glossary.lookup(close[0])
-            out.append(concept.name if concept else close[0])
+            out.append(vocab[close[0]])
+            named.update(self.glossary.matcher.exact(vocab[close[0]]))
             changed = True
-        return " ".join(out) if changed else None
+        if not changed:
+            return None
+        suggestion = "".join(out)
+        if found is None:
+            found = self._search(query, 3, None)
+        better = self._search(suggestion, 3, None)
+        if not better.results:
+            return None
+        if not found.results:
+            return suggestion  # something rather than nothing
+        if not better.confident:
+            return None
+        gain = better.results[0].coverage - found.results[0].coverage
+        # a misspelled identifier corrected to a glossary term (LlamaRMSNrom -> LlamaRMSNorm)
+        names_term = bool(named) and named <= set(better.concepts)
+        if found.confident and gain < SUGGEST_GAIN and not names_term:
+            return None
+        return suggestion
 
 
 def _cache_candidates(configured: Path) -> Iterator[tuple[Path, str]]:
@@ -616,6 +902,14 @@ def _close_later_index(index: SearchIndex, delay: float = 30.0) -> None:
     timer.start()
 
 
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+@lru_cache(maxsize=4096)
+def _zh_parts(text: str) -> tuple[str, ...]:
+    return _in_order(normalize.tokens(text))
+
+
 def _parts(text: str) -> tuple[str, ...]:
     return _in_order(normalize.tokens(text))
 
@@ -634,6 +928,9 @@ __all__ = [
     "Reference",
     "Result",
     "SearchResult",
+    "about_candidates",
+    "about_key",
+    "question_kind",
     "result_json",
     "tag_entries",
 ]

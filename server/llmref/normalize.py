@@ -17,12 +17,12 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 # Bump when anything below changes what the analyzer emits: it is part of the index key.
-ANALYZER_VERSION = "3"
+ANALYZER_VERSION = "4"  # 4: Chinese sub-words in the index (复读机 -> 复读)
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _RUN_RE = re.compile(rf"(?P<latin>[A-Za-z0-9]+(?:[_\-.][A-Za-z0-9]+)*)|(?P<cjk>[{_CJK}]+)")
@@ -154,6 +154,7 @@ class _Segmenter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cut = None
+        self._search: Callable[[str], list[str]] | None = None
         self.name = "unloaded"
 
     def _load(self):  # pragma: no cover - exercised implicitly
@@ -182,6 +183,22 @@ class _Segmenter:
     def cut(self, text: str) -> list[str]:
         cut = self._cut or self._load()
         return cut(text)
+
+    def subwords(self, word: str) -> list[str]:
+        """Dictionary words inside a longer word (复读机 -> 复读, 生成式 -> 生成)."""
+        if self._search is None:
+            self._cut or self._load()
+            if self.name == "rjieba":
+                import rjieba
+
+                self._search = rjieba.cut_for_search
+            elif self.name == "jieba":
+                import jieba
+
+                self._search = lambda s: list(jieba.cut_for_search(s))
+            else:
+                self._search = lambda s: [s]
+        return [w for w in self._search(word) if w != word and len(w) > 1]
 
     def identity(self) -> str:
         """Which segmenter the index is built with (part of the index key)."""
@@ -219,24 +236,34 @@ class Tok:
     end: int
 
 
-def tokens(text: str, *, keep_stop: bool = False) -> Iterator[Tok]:
-    """The token stream of ``text``, as indexed and as queried."""
+def tokens(text: str, *, keep_stop: bool = False, subwords: bool = False) -> Iterator[Tok]:
+    """The token stream of ``text``, as indexed and as queried.
+
+    ``subwords`` (the index): a Chinese word longer than two characters also yields the
+    dictionary words inside it, at its position (复读机 -> 复读 复读机), so a query word
+    finds the compound that contains it."""
     pos = 0
     text = width_fold(text)
     for m in _RUN_RE.finditer(text):
         if m.group("latin") is not None:
             run = m.group("latin")
-            parts = [singular(p) for p in split_identifier(run)]
+            raw = split_identifier(run)
+            parts = [singular(p) for p in raw]
             if not parts:
                 continue
+            # a stop word is one before plural folding too ("does" is not "doe")
+            stop = [
+                not keep_stop and (r in STOP_EN or p in STOP_EN)
+                for r, p in zip(raw, parts, strict=True)
+            ]
             if len(parts) == 1:
-                if keep_stop or parts[0] not in STOP_EN:
+                if not stop[0]:
                     yield Tok(parts[0], pos, m.start(), m.end())
                     pos += 1
                 continue
             first = pos
-            for part in parts:
-                if keep_stop or part not in STOP_EN:
+            for part, is_stop in zip(parts, stop, strict=True):
+                if not is_stop:
                     yield Tok(part, pos, m.start(), m.end())
                     pos += 1
             cat = singular("".join(split_identifier(run)))
@@ -248,9 +275,13 @@ def tokens(text: str, *, keep_stop: bool = False) -> Iterator[Tok]:
                 offset += len(word)
                 if not word.strip() or (not keep_stop and word in STOP_ZH):
                     continue
+                if subwords and len(word) > 2 and IS_CJK.match(word):
+                    for sub in SEGMENTER.subwords(word):
+                        if keep_stop or sub not in STOP_ZH:
+                            yield Tok(sub, pos, start, offset)
                 yield Tok(word, pos, start, offset)
                 pos += 1
 
 
-def token_texts(text: str) -> list[str]:
-    return [t.text for t in tokens(text)]
+def token_texts(text: str, *, subwords: bool = False) -> list[str]:
+    return [t.text for t in tokens(text, subwords=subwords)]

@@ -30,7 +30,7 @@ from pathlib import Path
 from .corpus.entry import Entry
 
 STORE = "state.sqlite"
-STORE_VERSION = 2
+STORE_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,8 +57,8 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE INDEX IF NOT EXISTS entries_file ON entries (file, ord);
 CREATE INDEX IF NOT EXISTS entries_grp ON entries (grp) WHERE grp IS NOT NULL;
 CREATE TABLE IF NOT EXISTS about (
-    concept TEXT NOT NULL, key TEXT NOT NULL, entry INTEGER NOT NULL,
-    PRIMARY KEY (concept, key, entry)
+    concept TEXT NOT NULL, tier INTEGER NOT NULL, key TEXT NOT NULL, entry INTEGER NOT NULL,
+    PRIMARY KEY (concept, key, entry)   -- key: ranking.about_key, then corpus order
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS about_entry ON about (entry);
 CREATE TABLE IF NOT EXISTS grams (
@@ -270,16 +270,26 @@ class Store:
 
     # --- concepts ------------------------------------------------------------------------------
 
+    def _tiers(self, concept: str) -> tuple[int, ...]:
+        """Which tiers of ``ranking.about_key`` list a concept: where a question names it,
+        no stand-ins (0, 2); else where a covering concept's question does (1, 2); else all."""
+        row = self.db.execute("SELECT min(tier) FROM about WHERE concept=?", (concept,)).fetchone()
+        best = row[0] if row else None
+        return (0, 2) if best == 0 else (1, 2) if best == 1 else (0, 1, 2, 3)
+
     def about(self, concept: str, limit: int = 1) -> list[str]:
         """Ids of the entries about a concept, best first, one per duplicate group."""
         out: list[str] = []
         seen: set[str] = set()
+        tiers = self._tiers(concept)
         cursor = self.db.execute(
-            "SELECT e.id, e.grp FROM about a JOIN entries e ON e.rowid = a.entry "
+            "SELECT e.id, e.grp, a.tier FROM about a JOIN entries e ON e.rowid = a.entry "
             "WHERE a.concept=? ORDER BY a.key",
             (concept,),
         )
-        for ident, grp in cursor:
+        for ident, grp, tier in cursor:
+            if tier not in tiers:
+                continue
             key = grp or ident
             if key in seen:
                 continue
@@ -291,9 +301,10 @@ class Store:
 
     def about_count(self, concept: str) -> int:
         """How many answers (duplicate groups counted once) are about a concept."""
+        tiers = self._tiers(concept)
         row = self.db.execute(
             "SELECT count(DISTINCT coalesce(e.grp, e.id)) FROM about a "
-            "JOIN entries e ON e.rowid = a.entry WHERE a.concept=?",
+            f"JOIN entries e ON e.rowid = a.entry WHERE a.concept=? AND a.tier IN {tiers}",
             (concept,),
         ).fetchone()
         return row[0]

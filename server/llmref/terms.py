@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .glossary import Glossary, Match, term_key
+from .sense import Context, Senses, note
+from .sense import parts as sense_parts
 
 WINDOW = 96  # characters either side of the cursor that can hold a term
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -65,7 +67,28 @@ class TermHit:
     concept: str
     start: int  # offsets in the line
     end: int
-    kind: str
+    kind: str  # name / aliases / zh / code, or "context" (a sense the file chose)
+    note: str | None = None  # "in this file: MoE router" when the file chose the sense
+
+
+# Identifiers that are plumbing whatever concept they spell: outputs and their dataclasses
+# (attn_output, CausalLMOutputWithPast), flags that only ask for them (output_attentions,
+# return_dict), helper modules and mixins (modeling_rope_utils, GenerationMixin), typed kwargs
+# (FlashAttentionKwargs), warnings.
+_PLUMBING_LAST = frozenset({"output", "util", "mixin", "warning", "error", "exception"})
+_PLUMBING_FIRST = frozenset({"output", "return"})
+_FAMILY_CODE = ("ForCausalLM", "ForConditionalGeneration", "ForMaskedLM", "LMHeadModel", "Model")
+
+
+def _plumbing(identifier: str) -> bool:
+    ps = sense_parts(identifier)
+    if not ps:
+        return False
+    if ps[-1] in _PLUMBING_LAST or "output" in ps:
+        return True
+    if len(ps) > 1 and ps[0] in _PLUMBING_FIRST:
+        return True
+    return ps[-1] == "kwarg" and any(ch.isupper() for ch in identifier)
 
 
 def is_prose(language_id: str | None) -> bool:
@@ -77,6 +100,18 @@ class TermFinder:
 
     def __init__(self, glossary: Glossary) -> None:
         self.glossary = glossary
+        self.senses = Senses(glossary)
+        # model families (their code names a model class): a prefix that names no component
+        self._families = frozenset(
+            c.id
+            for c in glossary.concepts.values()
+            if any(x.endswith(_FAMILY_CODE) and not x.startswith(("Auto", "Peft")) for x in c.code)
+        )
+        # one-word code forms written in lower case (logps, entropy, autocast): identifier
+        # vocabulary that may be a part of a longer name; class names (Trainer) may not
+        self._lower_code = frozenset(
+            (term_key(x), c.id) for c in glossary.concepts.values() for x in c.code if x.islower()
+        )
         rows: list[tuple[str, int, str, str, str]] = []
         for concept in glossary.concepts.values():
             for text, kind in concept.forms():
@@ -89,8 +124,14 @@ class TermFinder:
 
     # --- hover / definition -------------------------------------------------------------------
 
-    def at(self, line: str, col: int, *, prose: bool) -> TermHit | None:
-        """The term under the cursor at ``line[col]``, or None."""
+    def at(
+        self, line: str, col: int, *, prose: bool, context: Context | None = None
+    ) -> TermHit | None:
+        """The term under the cursor at ``line[col]``, or None.
+
+        ``context`` (the document and the cursor's line) lets code identifiers whose meaning
+        depends on the file (``top_k``, ``beta``, ``scaling``) take the sense the file shows;
+        without it they keep the sense they have anywhere, or stay silent."""
         if not 0 <= col <= len(line):
             return None
         if not prose and (start := _comment_start(line)) is not None and col > start:
@@ -98,10 +139,10 @@ class TermFinder:
         lo = max(0, col - WINDOW)
         window = line[lo : col + WINDOW]
         c = col - lo
-        matches = self.glossary.matcher.all_matches(window)
-        if not matches:
-            return None
         ident = None if prose else _identifier_at(window, c)
+        matches = self.glossary.matcher.all_matches(window)
+        if not matches and ident is None:
+            return None
         best: tuple | None = None
         chosen: Match | None = None
         for m in matches:
@@ -118,10 +159,55 @@ class TermFinder:
             score = (m.units, m.end - m.start, -_KIND_RANK[m.kind])
             if best is None or score > best:
                 best, chosen = score, m
-        if chosen is None:
+        if ident is None:
+            if chosen is None:
+                return None
+            return TermHit(chosen.concept, lo + chosen.start, lo + chosen.end, chosen.kind)
+        text = window[ident[0] : ident[1]]
+        start, end = lo + ident[0], lo + ident[1]
+        whole_code = (
+            chosen is not None and chosen.kind == "code" and ((chosen.start, chosen.end) == ident)
+        )
+        if not whole_code and _plumbing(text):
             return None
-        start, end = ident if ident is not None else (chosen.start, chosen.end)
-        return TermHit(chosen.concept, lo + start, lo + end, chosen.kind)
+        default = chosen.concept if chosen is not None else None
+        kind = chosen.kind if chosen is not None else "context"
+        candidates: list[str] = []
+        if chosen is not None and chosen.start == ident[0] and chosen.end < ident[1]:
+            # <Family><Component> (Qwen2MLP, GPT2Attention): the component, not the family
+            component = self._component(chosen, window[chosen.end : ident[1]])
+            if component is not None:
+                default, kind, chosen = component, "code", None
+            elif self.senses.terms.get(sense_parts(window[chosen.end : ident[1]])) and (
+                chosen.concept in self._families
+            ):
+                candidates = self.senses.terms[sense_parts(window[chosen.end : ident[1]])]
+                default, chosen = None, None
+        spans = [candidates] if candidates else []
+        for i, j, cids in self.senses.in_identifier(text):
+            # a context-dependent term competes with the match it spells, or stands alone
+            if chosen is None or term_key("".join(sense_parts(text)[i:j])) == chosen.key:
+                spans.append(cids)
+        if spans:
+            # several context-dependent terms (get_constant_schedule_with_warmup): the first
+            # whose sense the file makes clear
+            for cids in spans:
+                sense = self.senses.decide(default, cids, context)
+                if sense.concept is not None:
+                    hit_kind = kind if sense.concept == default else "context"
+                    return TermHit(sense.concept, start, end, hit_kind, note(self.glossary, sense))
+            return None
+        if default is None:
+            return None
+        return TermHit(default, start, end, kind)
+
+    def _component(self, family: Match, rest: str) -> str | None:
+        """The concept ``rest`` names when ``family`` is a model family prefix."""
+        if family.concept not in self._families or not rest.strip("_"):
+            return None
+        found = self.glossary.matcher.keys.get(term_key(rest), ())
+        ranked = sorted(found, key=lambda ck: _KIND_RANK[ck[1]])
+        return ranked[0][0] if ranked else None
 
     def _allowed_in_code(self, m: Match, text: str, ident: tuple[int, int]) -> bool:
         if m.expanded and m.units < 2:  # `emb` alone is a local, not "embedding"
@@ -130,12 +216,14 @@ class TermFinder:
         concept = self.glossary.concepts[m.concept]
         if concept.common_word:
             return whole and m.kind == "code"
-        if m.kind == "code" and whole:
+        if whole or m.units >= 2:
             return True
-        if whole or m.kind == "code" or m.units >= 2:
-            return True
+        if m.kind == "code" and (m.key, m.concept) in self._lower_code:
+            return True  # chosen_logps, entropy_sum, maybe_autocast
+        if m.start == ident[0] and m.concept in self._families:
+            return True  # MixtralPreTrainedModel
         # a single part of a longer identifier: an acronym or brand (rope_theta, lora_alpha,
-        # GQAConfig), never an everyday word
+        # GQAConfig), never an everyday word (Trainer in TrainerCallback)
         return (m.key, m.concept) in self.glossary.matcher.acronyms or _capital_part(text, m)
 
     def _allowed_outside_identifiers(self, m: Match) -> bool:

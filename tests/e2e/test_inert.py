@@ -141,7 +141,7 @@ async def test_show_is_inert(raw_client: LanguageClient, notes: Path):
         types.ExecuteCommandParams(command="llmref.show", arguments=[hit["id"]])
     )
     markdown = shown["markdown"]
-    assert markdown.startswith("# 什么是 Zorblax attention？")
+    assert markdown.startswith("# Zorblax › 什么是 Zorblax attention？")
     assert_inert(markdown, notes)
     # a link to another note inside the corpus stays a link; one out of it is text
     other = (notes / "other.md").resolve().as_uri()

@@ -38,6 +38,7 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from llmref.glossary import Glossary
+from llmref.sense import Context
 from llmref.terms import TermFinder
 
 from .conftest import FIXTURES, ROOT, open_doc, wait_loaded
@@ -89,6 +90,8 @@ CONCEPT: dict[str, str | tuple[str, ...]] = {
     "create_causal_mask": "causal-mask",
     "is_causal": "causal-mask",
     "softmax": "softmax",
+    # 1/sqrt(head_dim) next to queries and keys: the attention's scaling (a sense from the file)
+    "scaling": "scaled-dot-product-attention",
     # MLP
     "gate_proj": "swiglu",
     "act_fn": "activation-function",
@@ -124,7 +127,7 @@ ORDINARY: set[str] = {
     "float", "range", "_", "i", "p", "x", "x1", "x2", "dim", "base", "eps",
     # everyday names of model code
     "config", "hidden_states", "hidden_size", "value", "key", "query", "weight", "bias",
-    "dropout", "outputs", "loss", "labels", "layers", "layer_idx", "norm", "scaling", "batch",
+    "dropout", "outputs", "loss", "labels", "layers", "layer_idx", "norm", "batch",
     "q", "k", "cos", "sin", "q_embed", "k_embed", "freqs", "n_rep", "slen", "variance",
     "variance_epsilon", "input_dtype", "unsqueeze_dim", "key_states", "value_states",
     "query_states", "input_shape", "hidden_shape", "KestrelModel", "batch_size", "seq_len",
@@ -305,10 +308,14 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Source:
 
 
 def core_sweep(finder: TermFinder, source: Source) -> dict[Occurrence, str | None]:
-    """Hover every occurrence (cursor mid-identifier) with the core, as the server does."""
+    """Hover every occurrence (cursor mid-identifier) with the core, as the server does (the
+    document is the context that picks senses)."""
     results: dict[Occurrence, str | None] = {}
     for occ in source.occurrences:
-        hit = finder.at(source.lines[occ.line], (occ.start + occ.end) // 2, prose=False)
+        context = Context(source.text, occ.line, source.label)
+        hit = finder.at(
+            source.lines[occ.line], (occ.start + occ.end) // 2, prose=False, context=context
+        )
         if hit is not None:
             assert (hit.start, hit.end) == (occ.start, occ.end), (occ, hit)
         results[occ] = hit.concept if hit else None

@@ -202,5 +202,5 @@ def test_concurrent_builders_make_one_build(tmp_path):
     outputs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     assert sum("Index built" in out for out, _err in outputs) == 1, outputs
-    (slot,) = [p for p in (tmp_path / "cache").iterdir() if p.name.startswith("ix-")]
+    (slot,) = [p for p in (tmp_path / "cache" / "index").iterdir() if p.name.startswith("ix-")]
     assert len([p for p in slot.iterdir() if p.name.startswith("g-")]) == 1

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.workspace.position_codec import ServerTextPosition, ServerTextRange
 
+from ..sense import Context
 from ..terms import TermHit, is_prose
 
 if TYPE_CHECKING:
@@ -27,7 +28,9 @@ def term_at(
     if pos.line >= len(lines):
         return None
     line = lines[pos.line].rstrip("\r\n")
-    hit = ls.finder.at(line, pos.character, prose=is_prose(doc.language_id))
+    # the document is the context that picks an identifier's sense (top_k in an MoE router)
+    context = Context(doc.source, pos.line, (uri, doc.version))
+    hit = ls.finder.at(line, pos.character, prose=is_prose(doc.language_id), context=context)
     if hit is None:
         return None
     rng = doc.position_codec.range_to_client_units(
@@ -49,4 +52,9 @@ def hover(ls: LlmrefServer, params: types.HoverParams) -> types.Hover | None:
     text = ls.card_text(hit.concept)
     if not text:
         return None
+    if hit.note:  # the sense the file chose, under the card's title line
+        title, _, rest = text.partition("\n\n")
+        plain = ls.markup_kind == types.MarkupKind.PlainText
+        note = f"({hit.note})" if plain else f"*{hit.note}*"
+        text = f"{title}\n\n{note}\n\n{rest}" if rest else f"{title}\n\n{note}"
     return types.Hover(contents=types.MarkupContent(kind=ls.markup_kind, value=text), range=rng)
