@@ -14,15 +14,18 @@ Nothing here imports Whoosh, pygls or lsprotocol.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import tempfile
 import threading
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 # Bump when anything below changes what the analyzer emits: it is part of the index key.
-ANALYZER_VERSION = "4"  # 4: Chinese sub-words in the index (复读机 -> 复读)
+ANALYZER_VERSION = "5"  # 4: Chinese sub-words in the index (复读机 -> 复读); 5: llmref's dictionary
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _RUN_RE = re.compile(rf"(?P<latin>[A-Za-z0-9]+(?:[_\-.][A-Za-z0-9]+)*)|(?P<cjk>[{_CJK}]+)")
@@ -148,23 +151,61 @@ def singular(word: str) -> str:
 # --- Chinese segmentation -------------------------------------------------------------------
 
 
+DICTIONARY = Path(__file__).resolve().parent / "data" / "zh-dict.txt"
+
+
+def _dictionary() -> Iterator[tuple[str, int]]:
+    """(word, frequency) of llmref's segmentation dictionary (tools/build_zh_dict.py)."""
+    with DICTIONARY.open(encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#"):
+                continue
+            word, _, freq = line.rstrip("\n").partition(" ")
+            if word and freq.isdigit():
+                yield word, int(freq)
+
+
+def _rjieba_class():
+    """rjieba's Jieba class, without importing the ``rjieba`` package: its ``__init__``
+    builds a default instance with jieba's full dictionary (~35 MB) at import time."""
+    spec = importlib.util.find_spec("rjieba")
+    if spec is None or spec.origin is None:
+        raise ImportError("rjieba is not installed")
+    folder = Path(spec.origin).parent
+    binary = next(
+        (p for p in folder.iterdir() if p.name.startswith("rjieba.") and p.suffix in (".so", ".pyd")),
+        None,
+    )
+    if binary is None:
+        raise ImportError("rjieba's compiled module is missing")
+    loader_spec = importlib.util.spec_from_file_location("rjieba.rjieba", binary)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ImportError("rjieba cannot be loaded")
+    module = importlib.util.module_from_spec(loader_spec)
+    loader_spec.loader.exec_module(module)
+    return module.Jieba
+
+
 class _Segmenter:
-    """Lazily loads rjieba (falls back to jieba, then to single characters)."""
+    """Lazily loads rjieba with llmref's dictionary (falls back to jieba with the same
+    dictionary, then to single characters)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cut = None
+        self._cut: Callable[[str], list[str]] | None = None
         self._search: Callable[[str], list[str]] | None = None
         self.name = "unloaded"
 
-    def _load(self):  # pragma: no cover - exercised implicitly
+    def _load(self) -> Callable[[str], list[str]]:  # pragma: no cover - exercised implicitly
         with self._lock:
             if self._cut is not None:
                 return self._cut
             try:
-                import rjieba
-
-                self._cut = rjieba.cut
+                jieba_rs = _rjieba_class().empty()
+                for word, freq in _dictionary():
+                    jieba_rs.add_word(word, freq, None)
+                self._search = jieba_rs.cut_for_search
+                self._cut = jieba_rs.cut
                 self.name = "rjieba"
             except Exception:  # not installed, or a wheel for another platform (VSIX)
                 try:
@@ -173,9 +214,13 @@ class _Segmenter:
                     import jieba
 
                     jieba.setLogLevel(logging.WARNING)
-                    self._cut = lambda s: list(jieba.cut(s))
+                    tokenizer = jieba.Tokenizer(dictionary=str(DICTIONARY))
+                    tokenizer.tmp_dir = tempfile.mkdtemp(prefix="llmref-jieba-")  # no shared cache
+                    self._search = lambda s: list(tokenizer.cut_for_search(s))
+                    self._cut = lambda s: list(tokenizer.cut(s))
                     self.name = "jieba"
                 except Exception:
+                    self._search = lambda s: [s]
                     self._cut = list
                     self.name = "chars"
             return self._cut
@@ -187,17 +232,8 @@ class _Segmenter:
     def subwords(self, word: str) -> list[str]:
         """Dictionary words inside a longer word (复读机 -> 复读, 生成式 -> 生成)."""
         if self._search is None:
-            self._cut or self._load()
-            if self.name == "rjieba":
-                import rjieba
-
-                self._search = rjieba.cut_for_search
-            elif self.name == "jieba":
-                import jieba
-
-                self._search = lambda s: list(jieba.cut_for_search(s))
-            else:
-                self._search = lambda s: [s]
+            self._load()
+        assert self._search is not None
         return [w for w in self._search(word) if w != word and len(w) > 1]
 
     def identity(self) -> str:
@@ -210,14 +246,16 @@ SEGMENTER = _Segmenter()
 
 
 def segmenter_version() -> str:
-    """Which segmenter is used, with its version (part of the index key)."""
+    """Which segmenter is used, with its version and dictionary (part of the index key)."""
+    import hashlib
     import importlib.metadata
 
     name = SEGMENTER.identity()
+    digest = hashlib.sha256(DICTIONARY.read_bytes()).hexdigest()[:12]
     try:
-        return f"{name}-{importlib.metadata.version(name)}"
+        return f"{name}-{importlib.metadata.version(name)}-{digest}"
     except importlib.metadata.PackageNotFoundError:
-        return name
+        return f"{name}-{digest}"
 
 
 def segment(text: str) -> list[str]:
