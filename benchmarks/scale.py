@@ -189,9 +189,7 @@ async def run(args) -> dict:
     env = env_for(work / "cache-bundled")
     report["bare_rss_mb"] = await bare_rss(docs, env)
     cli(["index"], env)
-    report["bundled"] = await server_metrics(
-        lat.llmref_spec(env), docs, {}, None, args.rounds
-    )
+    report["bundled"] = await server_metrics(lat.llmref_spec(env), docs, {}, None, args.rounds)
     for size in args.sizes:
         notes = work / f"notes-{size}"
         if not notes.exists():

@@ -173,7 +173,11 @@ def _rjieba_class():
         raise ImportError("rjieba is not installed")
     folder = Path(spec.origin).parent
     binary = next(
-        (p for p in folder.iterdir() if p.name.startswith("rjieba.") and p.suffix in (".so", ".pyd")),
+        (
+            p
+            for p in folder.iterdir()
+            if p.name.startswith("rjieba.") and p.suffix in (".so", ".pyd")
+        ),
         None,
     )
     if binary is None:
