@@ -23,6 +23,7 @@ Queries arrive as engine-neutral ``Clause`` lists (see lookup.py).
 from __future__ import annotations
 
 import _compat_pickle
+import dataclasses
 import hashlib
 import importlib
 import io
@@ -336,7 +337,12 @@ class SearchIndex:
         self, clauses: Sequence[Clause], limit: int = 10, *, terms: bool = False
     ) -> list[Hit]:
         """Ranked hits for the disjunction of the clauses (scores add up); ``terms``: with
-        the query terms each hit holds."""
+        the query terms each hit holds.
+
+        Big indexes: words most documents hold ("模型", "model", a generic concept) make the
+        engine score most of the index for every query. There, candidates come first from
+        the query without such words (at most CANDIDATES documents), and then the whole
+        query scores those candidates only, so their scores are exactly the full query's."""
         parts = [q for q in (_to_whoosh(c) for c in clauses) if q is not None]
         if not parts:
             return []
@@ -344,7 +350,19 @@ class SearchIndex:
         ids = self._ids
         if ids is None:
             return []
-        results = searcher.search(wq.Or(parts), limit=limit, terms=terms)
+        query: wq.Query = wq.Or(parts)
+        reader = searcher.reader()
+        total = reader.doc_count_all()
+        cap = max(COMMON_MIN_DOCS, int(total * COMMON_SHARE))
+        common = {ft for ft in _terms(clauses) if total > cap and reader.doc_frequency(*ft) > cap}
+        if common:
+            rare = [q for q in (_to_whoosh(c) for c in _without(clauses, common)) if q is not None]
+            if rare:
+                first = searcher.search(wq.Or(rare), limit=CANDIDATES)
+                docnums = [docnum for _score, docnum in first.top_n]
+                if docnums:
+                    query = wq.And([query, _DocSet(searcher, docnums)])
+        results = searcher.search(query, limit=limit, terms=terms)
         out: list[Hit] = []
         for hit in results:
             ident = ids[hit.docnum]
@@ -379,6 +397,76 @@ def _matched(hit) -> frozenset[tuple[str, str]]:
         (name, text.decode("utf-8") if isinstance(text, bytes) else text)
         for name, text in (hit.matched_terms() or ())
     )
+
+
+COMMON_SHARE = 0.02  # a word in more than this share of the documents is "common" …
+COMMON_MIN_DOCS = 300  # … and in more than this many
+CANDIDATES = 300  # documents the common words' pass scores in full
+
+
+def _terms(clauses: Iterable[Clause]) -> set[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for clause in clauses:
+        out.update((clause.field, t) for t in clause.terms if t)
+        out |= _terms(clause.alternatives)
+    return out
+
+
+def _without(clauses: Iterable[Clause], common: set[tuple[str, str]]) -> list[Clause]:
+    """The clauses without the common terms (a phrase or all-of clause holding one is
+    dropped whole: its rare words are in the any-of clauses too)."""
+    out: list[Clause] = []
+    for c in clauses:
+        if c.mode == "max":
+            alts = tuple(_without(c.alternatives, common))
+            if alts:
+                out.append(dataclasses.replace(c, alternatives=alts))
+            continue
+        kept = tuple(t for t in c.terms if (c.field, t) not in common)
+        if not kept or (c.mode in ("all", "phrase") and len(kept) != len(c.terms)):
+            continue
+        out.append(dataclasses.replace(c, terms=kept))
+    return out
+
+
+class _DocSet(wq.Query):
+    """Matches exactly the given (top-level) document numbers, scoring nothing."""
+
+    def __init__(self, searcher, docnums: Sequence[int]) -> None:
+        self.docnums = sorted(set(docnums))
+        self._local: dict[int, list[int]] = {}
+        if searcher.is_atomic():
+            self._local[id(searcher.reader())] = self.docnums
+        else:
+            bounds = [
+                (s, offset, offset + s.doc_count_all()) for s, offset in searcher.subsearchers
+            ]
+            for sub, lo, hi in bounds:
+                self._local[id(sub.reader())] = [d - lo for d in self.docnums if lo <= d < hi]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _DocSet) and self.docnums == other.docnums
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.docnums))
+
+    def __repr__(self) -> str:
+        return f"_DocSet({len(self.docnums)} documents)"
+
+    def estimate_size(self, ixreader) -> int:
+        return len(self.docnums)
+
+    def estimate_min_size(self, ixreader) -> int:
+        return len(self.docnums)
+
+    def docs(self, searcher):
+        return iter(self._local.get(id(searcher.reader()), self.docnums))
+
+    def matcher(self, searcher, context=None):
+        from whoosh.matching import ListMatcher, NullMatcher
+
+        local = self._local.get(id(searcher.reader()), [])
+        return ListMatcher(local, all_weights=0.0) if local else NullMatcher()
 
 
 def _to_whoosh(clause: Clause) -> wq.Query | None:
