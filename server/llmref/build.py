@@ -483,6 +483,7 @@ class Slot:
     """One configuration's folder in the cache (see the module docstring)."""
 
     def __init__(self, root: Path, fingerprint: str, key: bytes) -> None:
+        self.root = root
         self.key = key
         self.fingerprint = fingerprint
         self.path = root / f"ix-{cache.sign(key, fingerprint.encode())[:24]}"

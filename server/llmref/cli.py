@@ -147,6 +147,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 2
     ref = _open(args)
     result = ref.search(query, limit=args.limit)
+    if result.degraded:  # the index broke while answering: rebuild it, then answer
+        _warn(f"the index is damaged ({result.degraded}); rebuilding it")
+        bar = _ProgressBar("rebuilding")
+        try:
+            ref.rebuild(progress=bar)
+        finally:
+            bar.close()
+        result = ref.search(query, limit=args.limit)
     if args.json:
         print(
             json.dumps(
@@ -184,7 +192,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         where = f"{e.source}:{e.line}"
         if e.also_in:
             others = ref.also_in(e)
-            where += "  (also in " + ", ".join(f"{o.source}:{o.line}" for o in others) + ")"
+            listed = ", ".join(f"{o.source}:{o.line}" for o in others[:3])
+            if len(others) > 3:
+                listed += f" and {len(others) - 3} more"
+            where += f"  (also in {listed})"
         print(f"    {where}  [{e.id}]")
         if e.external:
             print("    (the answer is external: " + _excerpt(e.answer, 200) + ")")
@@ -370,6 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the disk, the cache, permissions: say what, not a traceback
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"llmref: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

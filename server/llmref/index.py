@@ -58,6 +58,7 @@ log = logging.getLogger("llmref.index")
 
 SCHEMA_VERSION = "4"
 MANIFEST = "manifest.json"
+HASH_ALL_BYTES = 16_000_000  # indexes up to this size have every file's digest verified
 
 
 # --- the unpickler ----------------------------------------------------------------------------
@@ -252,12 +253,15 @@ def _toc(path: Path) -> str:
 def write_manifest(path: Path, key: bytes) -> None:
     """Record (and sign) the index as it is now: call after every commit, under the lock."""
     toc = _toc(path)
+    files = _files(path)
     body = {
         "schema": SCHEMA_VERSION,
         "toc": toc,
         "toc_sha256": hashlib.sha256((path / toc).read_bytes()).hexdigest(),
-        "files": _files(path),
+        "files": files,
     }
+    if sum(files.values()) <= HASH_ALL_BYTES:  # small: every byte is checked at open
+        body["sha256"] = {name: _sha256(path / name) for name in sorted(files)}
     data = json.dumps(body, sort_keys=True).encode()
     manifest = {"body": body, "signature": cache.sign(key, data)}
     tmp = path / f"{MANIFEST}.tmp"
@@ -281,6 +285,17 @@ def verify_manifest(path: Path, key: bytes) -> None:
     toc = path / body["toc"]
     if hashlib.sha256(toc.read_bytes()).hexdigest() != body["toc_sha256"]:
         raise ValueError("the index table of contents differs from the manifest")
+    for name, digest in body.get("sha256", {}).items():
+        if _sha256(path / name) != digest:
+            raise ValueError(f"index file {name} differs from the manifest")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 # --- the index ----------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from .locks import FileLock
 from .ranking import about_candidates, about_key, question_kind, tag_entry
 from .safe_markdown import resolve_roots
 from .store import SnippetRow, Store
+from .workers import BuildFailed
 
 log = logging.getLogger("llmref.lookup")
 
@@ -216,13 +217,14 @@ class Reference:
         glossary: Glossary | None = None,
         waiting=None,
         builder=None,
+        strict_cache: bool = False,
     ) -> Reference:
         """Open the index of this configuration, building or updating it as needed.
 
         ``glossary``: one already loaded from the same files (the language server loads it
         first, for hovers), reused when its files are unchanged. ``waiting(message)`` is
         called when another process holds the index (building it) and we wait.
-        ``builder(rebuild)``: runs a full build elsewhere (the language server's child
+        ``builder(rebuild, cache_root)``: runs a full build elsewhere (the language server's child
         process, see workers.build_in_child); by default full builds run here."""
         settings = settings or Settings()
         found = scan(settings.roots(), settings.rules())
@@ -234,12 +236,13 @@ class Reference:
         problems = list(settings.problems) + list(found.problems)
         opened = None
         last_error: BaseException | None = None
-        for candidate, note in _cache_candidates(settings.cache):
+        candidates = [(settings.cache, "")] if strict_cache else _cache_candidates(settings.cache)
+        for candidate, note in candidates:
             try:
                 root = cache.private_dir(candidate)
                 slot = Slot(root, cfg.fingerprint(), cache.install_key(root))
                 opened = _open_slot(slot, cfg, glossary, found, rebuild, progress, waiting, builder)
-            except (OSError, cache.UnsafeCache) as exc:
+            except (OSError, cache.UnsafeCache, BuildFailed) as exc:
                 last_error = exc
                 continue
             if note or last_error is not None:
@@ -310,7 +313,7 @@ class Reference:
         finally:
             slot.write_lock.release()
         assert full and self.builder is not None
-        self.builder(False)
+        self.builder(False, slot.root)
         with self._lock:
             self._swap(_open_current(slot))
         return self._opened.report or BuildReport(entries=len(self.store))
@@ -319,7 +322,7 @@ class Reference:
         """Build a new generation beside the one in use, then switch to it."""
         slot = self._opened.slot
         if self.builder is not None:
-            self.builder(True)
+            self.builder(True, slot.root)
             with self._lock:
                 self._swap(_open_current(slot))
             self.damaged = None
@@ -861,7 +864,7 @@ def _open_slot(
             return _open_gen(slot, new_gen, built=True, report=report)
     finally:
         slot.write_lock.release()
-    builder(rebuild)  # another process builds (it takes the lock itself)
+    builder(rebuild, slot.root)  # another process builds (it takes the lock itself)
     opened = _open_current(slot)
     opened.built = True
     return opened

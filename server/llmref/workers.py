@@ -28,6 +28,10 @@ from pathlib import Path
 from .corpus.loader import NoteFile
 
 _FRAME = struct.Struct(">Q")
+
+
+class BuildFailed(RuntimeError):
+    """A build in a child process failed (its last lines of stderr say why)."""
 ENV_PARENT = "LLMREF_PARENT_PID"
 
 
@@ -167,18 +171,20 @@ def parallel_index(
 
 def build_in_child(
     settings,
+    root: Path,
     *,
     rebuild: bool = False,
     progress: Callable[[int, int], None] | None = None,
     started: Callable[[subprocess.Popen], None] | None = None,
 ) -> None:
-    """Build (or update) the index of ``settings`` in a fresh ``python -m llmref.workers
-    --build`` process, relaying its progress; raises RuntimeError when it fails. The child
+    """Build (or update) the index of ``settings`` under the cache folder ``root`` in a fresh
+    ``python -m llmref.workers --build`` process, relaying its progress; raises RuntimeError
+    when it fails. The child
     keeps the memory of a big build out of this (long-lived) process, and dies with it."""
     payload = {
         "corpora": [str(p) for p in settings.corpora],
         "bundled": settings.bundled,
-        "cache": str(settings.cache),
+        "cache": str(root),
         "exclude": list(settings.exclude),
         "max_file_bytes": settings.max_file_bytes,
         "rebuild": rebuild,
@@ -223,7 +229,7 @@ def build_in_child(
             proc.wait()
     if code != 0:
         tail = "; ".join(line for line in errors[-3:] if line.strip()) or f"exit code {code}"
-        raise RuntimeError(f"the indexing process failed: {tail}")
+        raise BuildFailed(f"the indexing process failed: {tail}")
 
 
 def _build() -> int:
@@ -258,7 +264,9 @@ def _build() -> int:
             out.flush()
 
     try:
-        ref = Reference.open(settings, rebuild=payload["rebuild"], progress=progress)
+        ref = Reference.open(
+            settings, rebuild=payload["rebuild"], progress=progress, strict_cache=True
+        )
         ref.close()
     finally:
         done.set()

@@ -346,3 +346,58 @@ def test_a_read_only_cache_falls_back_with_one_message(notes, tmp_path, monkeypa
     assert ref.search("RoPE").results
     assert sum("unusable" in str(p) for p in ref.problems) == 1
     ref.close()
+
+
+def test_random_bytes_in_a_small_index_are_caught_at_open(notes, tmp_path):
+    cache = tmp_path / "cache"
+    open_ref(notes, cache).close()
+    (seg,) = (generation(cache) / "whoosh").glob("*.seg")
+    data = bytearray(seg.read_bytes())
+    for k in range(100, min(len(data), 400), 7):  # same size, different bytes
+        data[k] ^= 0x5A
+    seg.write_bytes(bytes(data))
+    ref = open_ref(notes, cache)
+    assert ref.built  # rebuilt at once, not "Block tag error" at the first search
+    assert ref.search("RoPE").results[0].entry.question == "What is RoPE?"
+    ref.close()
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """A 300 kB tmpfs (root only, e.g. CI): a cache that fills up, or goes read-only."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=300k,mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_cache_falls_back_with_one_message(notes, tmp_path, monkeypatch, small_mount):
+    (notes / "big.md").write_text(
+        "".join(f"### {k}. 问题 {k}？\n\n回答 {k} " + "很长的回答。" * 80 + "\n\n" for k in range(1, 200)),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    ref = open_ref(notes, small_mount / "cache")
+    assert ref.search("RoPE").results[0].entry.question == "What is RoPE?"
+    assert sum("unusable" in str(p) for p in ref.problems) == 1
+    assert "No space left" in next(str(p) for p in ref.problems if "unusable" in str(p))
+    ref.close()
+
+
+def test_a_read_only_cache_falls_back(notes, tmp_path, monkeypatch, small_mount):
+    import subprocess
+
+    subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    ref = open_ref(notes, small_mount / "cache")
+    assert ref.search("RoPE").results[0].entry.question == "What is RoPE?"
+    assert any("Read-only" in str(p) for p in ref.problems)
+    ref.close()

@@ -86,7 +86,7 @@ class Loader:
                     rebuild=rebuild,
                     progress=progress.report,
                     glossary=self.server.glossary,
-                    builder=lambda full: self._build(settings, full, progress),
+                    builder=lambda full, root: self._build(settings, full, root, progress),
                 )
             except Exception as exc:
                 if self._stop.is_set():
@@ -108,7 +108,7 @@ class Loader:
                 log.warning("%s", problem)
             progress.end(f"{len(ref)} entries")
 
-    def _build(self, settings: Settings, rebuild: bool, progress: _Progress) -> None:
+    def _build(self, settings: Settings, rebuild: bool, root: Path, progress: _Progress) -> None:
         from ..workers import build_in_child
 
         def started(proc: subprocess.Popen) -> None:
@@ -117,7 +117,9 @@ class Loader:
                 proc.kill()
 
         try:
-            build_in_child(settings, rebuild=rebuild, progress=progress.report, started=started)
+            build_in_child(
+                settings, root, rebuild=rebuild, progress=progress.report, started=started
+            )
         finally:
             self._child = None
 
