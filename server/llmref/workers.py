@@ -32,6 +32,8 @@ _FRAME = struct.Struct(">Q")
 
 class BuildFailed(RuntimeError):
     """A build in a child process failed (its last lines of stderr say why)."""
+
+
 ENV_PARENT = "LLMREF_PARENT_PID"
 
 

@@ -381,7 +381,10 @@ def small_mount(tmp_path):
 
 def test_a_full_cache_falls_back_with_one_message(notes, tmp_path, monkeypatch, small_mount):
     (notes / "big.md").write_text(
-        "".join(f"### {k}. 问题 {k}？\n\n回答 {k} " + "很长的回答。" * 80 + "\n\n" for k in range(1, 200)),
+        "".join(
+            f"### {k}. 问题 {k}？\n\n回答 {k} " + "很长的回答。" * 80 + "\n\n"
+            for k in range(1, 200)
+        ),
         encoding="utf-8",
     )
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
