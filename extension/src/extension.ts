@@ -24,6 +24,8 @@ function initializationOptions(): Record<string, unknown> {
   const c = vscode.workspace.getConfiguration("llmref");
   return {
     corpus: c.get<string[]>("corpus", []),
+    exclude: c.get<string[]>("exclude", []),
+    maxFileMB: c.get<number>("maxFileMB", 5),
     languages: c.get<string[]>("languages"),
     hover: { enabled: c.get<boolean>("hover.enabled", true), maxLines: c.get<number>("hover.maxLines", 12) },
     completion: { enabled: c.get<boolean>("completion.enabled", true), snippets: c.get<boolean>("completion.snippets", true) },

@@ -35,6 +35,8 @@ DEFAULT_LANGUAGES = (
 class Options:
     corpus: list[str] = field(default_factory=list)  # extra corpus folders
     bundled: bool = True  # include the bundled corpus
+    exclude: list[str] = field(default_factory=list)  # gitignore-style globs not to index
+    max_file_mb: float | None = None  # files over this are skipped (None: the default, 5 MB)
     languages: list[str] = field(default_factory=lambda: list(DEFAULT_LANGUAGES))  # or ["*"]
     hover_enabled: bool = True
     hover_max_lines: int = 12
@@ -48,7 +50,7 @@ class Options:
 
     def corpus_key(self) -> tuple:
         """What decides which corpus is loaded (a change means reloading)."""
-        return (tuple(self.corpus), self.bundled)
+        return (tuple(self.corpus), self.bundled, tuple(self.exclude), self.max_file_mb)
 
 
 def _get(data: dict, *path: str) -> Any:
@@ -90,6 +92,22 @@ def parse_options(raw: Any) -> tuple[Options, list[str]]:
             opts.bundled = bundled
         else:
             problems.append("bundled must be true or false")
+
+    exclude = raw.get("exclude")
+    if exclude is not None:
+        if isinstance(exclude, str):
+            exclude = [exclude]
+        if isinstance(exclude, list) and all(isinstance(x, str) for x in exclude):
+            opts.exclude = [x for x in exclude if x.strip()]
+        else:
+            problems.append("exclude must be a list of globs")
+
+    max_mb = raw.get("maxFileMB")
+    if max_mb is not None:
+        if isinstance(max_mb, (int, float)) and not isinstance(max_mb, bool) and max_mb > 0:
+            opts.max_file_mb = float(max_mb)
+        else:
+            problems.append("maxFileMB must be a number greater than 0")
 
     languages = raw.get("languages")
     if languages is not None:

@@ -95,6 +95,9 @@ class LlmrefServer(LanguageServer):
     def settings(self) -> Settings:
         corpora = [*self.options.corpus, *self.cli_corpora]
         settings = load_settings(corpora, bundled=self.options.bundled)
+        settings.exclude.extend(self.options.exclude)
+        if self.options.max_file_mb is not None:
+            settings.max_file_bytes = int(self.options.max_file_mb * 1_000_000)
         return settings
 
     def apply_options(self, raw: Any, *, source: str) -> bool:
