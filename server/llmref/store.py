@@ -31,6 +31,7 @@ from .corpus.entry import Entry
 
 STORE = "state.sqlite"
 STORE_VERSION = 3
+MAX_ALSO_IN = 50  # "also in" lists the first 50 other members of a duplicate group
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -206,11 +207,14 @@ class Store:
 
     def _load(self, rows: Iterable[tuple], *, members: bool = True) -> list[Entry]:
         out: list[Entry] = []
+        groups: dict[str, list[str]] = {}
         for data, grp, ident in rows:
             entry = Entry.from_dict(json.loads(data))
             entry.group = grp
             if grp is not None and members:
-                entry.also_in = [i for i in self.group_ids(grp) if i != ident]
+                if grp not in groups:
+                    groups[grp] = self.group_ids(grp, limit=MAX_ALSO_IN + 1)
+                entry.also_in = [i for i in groups[grp] if i != ident][:MAX_ALSO_IN]
             out.append(entry)
         return out
 
@@ -257,11 +261,11 @@ class Store:
         while rows := cursor.fetchmany(512):
             yield from self._load(rows, members=members)
 
-    def group_ids(self, grp: str) -> list[str]:
+    def group_ids(self, grp: str, limit: int = -1) -> list[str]:
         rows = self.db.execute(
             "SELECT e.id FROM entries e JOIN files f ON f.id = e.file WHERE e.grp=? "
-            "ORDER BY f.sort, e.ord",
-            (grp,),
+            "ORDER BY f.sort, e.ord LIMIT ?",
+            (grp, limit),
         ).fetchall()
         return [r[0] for r in rows]
 
