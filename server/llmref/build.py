@@ -38,7 +38,6 @@ from . import cache, normalize
 from .corpus import group as grouping
 from .corpus.entry import TEXT_LAYOUTS, Entry
 from .corpus.loader import NoteFile, Problem, Scan, ScanRules, read_note, scan
-from .corpus.parse import slugify
 from .glossary import Glossary
 from .index import SCHEMA_VERSION, SearchIndex, document
 from .locks import FileLock
@@ -126,6 +125,8 @@ def process(note: NoteFile, glossary: Glossary, slug: str | None = None) -> File
         return result
     for p in found:
         result.problems.append([getattr(p, "line", None), getattr(p, "message", str(p))])
+    from .corpus.parse import slugify
+
     own = slugify(note.display.rsplit(".", 1)[0])
     for entry in entries:
         if slug is not None and slug != own and entry.id.startswith(own + ":"):
@@ -144,6 +145,8 @@ def _parser_reports_problems() -> bool:
 
 def unique_slugs(notes: Sequence[NoteFile]) -> dict[str, str]:
     """Display path -> id prefix, made unique where two paths slugify alike."""
+    from .corpus.parse import slugify
+
     out: dict[str, str] = {}
     used: dict[str, int] = {}
     for note in notes:
