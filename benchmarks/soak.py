@@ -1,12 +1,13 @@
 """Soak: about 1,000 hovers a second for a minute, llmref against a bare pygls server.
 
-    python benchmarks/soak.py [--quick] [--rate N] [--seconds S] [--window W] [--json]
+    python benchmarks/soak.py [--quick] [--rate N] [--seconds S] [--window W] [--edits N] [--json]
 
 Both servers are spawned the same way over stdio (the baseline is lsp_latency.py's bare
 pygls server, which answers every hover with one static card). A raw client sends hovers
 at a fixed rate whatever the answers do (open loop: a stall shows as latency, not as a
 slower request rate), over the two realistic documents of lsp_latency.py (a modeling file
-and a Chinese note; positions on terms and off them), and parses every frame strictly.
+and a Chinese note; positions on terms and off them), with a no-op edit (didChange) every
+``--edits`` hovers as an editor sends while the user types, and parses every frame strictly.
 
 Reported per time window: requests sent and answered, p50 / p99 / max latency, and the
 server's RSS; then the RSS drift (last window minus first, and per 1,000 requests), frames
@@ -42,6 +43,7 @@ class Client:
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
         )
+        self.sent: dict[int, float] = {}
         self.arrived: dict[int, float] = {}
         self.results: dict[int, object] = {}
         self.corrupt = 0
@@ -93,6 +95,7 @@ class Client:
         with self._lock:
             self._next += 1
             msg_id = self._next
+        self.sent[msg_id] = time.perf_counter()  # before writing: the answer can be quick
         self.send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
         return msg_id
 
@@ -145,8 +148,18 @@ def positions(text: str, words: list[str]) -> list[tuple[int, int]]:
     return out
 
 
+def _range(l1: int, c1: int, l2: int, c2: int) -> dict:
+    return {"start": {"line": l1, "character": c1}, "end": {"line": l2, "character": c2}}
+
+
 def soak(
-    name: str, argv: list[str], env: dict[str, str], rate: float, seconds: float, window: float
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    rate: float,
+    seconds: float,
+    window: float,
+    edits: int,
 ) -> dict:
     client = Client(argv, env)
     try:
@@ -154,12 +167,15 @@ def soak(
         client.call("initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": caps})
         client.notify("initialized", {})
         docs = []
+        texts: dict[str, str] = {}
+        versions: dict[str, int] = {}
         with tempfile.TemporaryDirectory(prefix="llmref-soak-") as tmp:
             for fname, text, language, words in (
                 ("modeling_llama.py", MODELING_PY, "python", ["LlamaRMSNorm", "past_key_values", "apply_rotary_pos_emb", "num_key_value_heads", "flash_attn_func", "repeat_kv"]),
                 ("notes.md", NOTE_MD, "markdown", ["旋转位置编码", "KV cache", "RMSNorm", "LoRA", "FlashAttention"]),
             ):  # fmt: skip
                 uri = (Path(tmp) / fname).as_uri()
+                texts[uri] = text
                 doc = {"uri": uri, "languageId": language, "version": 1, "text": text}
                 client.notify("textDocument/didOpen", {"textDocument": doc})
                 docs += [(uri, pos) for pos in positions(text, words)]
@@ -179,7 +195,7 @@ def soak(
                 "textDocument/hover",
                 {"textDocument": {"uri": uri}, "position": {"line": line, "character": col}},
             )
-        sent: dict[int, float] = {}
+        sent = client.sent
         windows = []
         start = time.perf_counter()
         interval = 1.0 / rate
@@ -199,11 +215,20 @@ def soak(
                 time.sleep(min(due - now, 0.002))
                 continue
             uri, (line, col) = docs[n % len(docs)]
-            msg_id = client.request(
+            if edits and n % edits == 0:  # as while typing: a no-op edit of the first character
+                versions[uri] = versions.get(uri, 1) + 1
+                first = texts[uri][0]
+                client.notify(
+                    "textDocument/didChange",
+                    {
+                        "textDocument": {"uri": uri, "version": versions[uri]},
+                        "contentChanges": [{"range": _range(0, 0, 0, 1), "text": first}],
+                    },
+                )
+            client.request(
                 "textDocument/hover",
                 {"textDocument": {"uri": uri}, "position": {"line": line, "character": col}},
             )
-            sent[msg_id] = time.perf_counter()
             n += 1
         time.sleep(min(5.0, window))  # let the last answers arrive
         rows = []
@@ -263,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="hovers per second (1000)")
     parser.add_argument("--seconds", type=float, help="per server (60; --quick: 10)")
     parser.add_argument("--window", type=float, help="window length in s (5; --quick: 1)")
+    parser.add_argument(
+        "--edits", type=int, default=10, help="a no-op didChange every N hovers (10; 0: none)"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     seconds = args.seconds or (10.0 if args.quick else 60.0)
@@ -281,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             [sys.executable, "-m", "llmref", "index"], env=env, check=True, capture_output=True
         )
         runs = [
-            soak("llmref", [sys.executable, "-m", "llmref", "serve", "--stdio"], env, args.rate, seconds, window),
-            soak("baseline", [sys.executable, str(baseline_py)], env, args.rate, seconds, window),
+            soak("llmref", [sys.executable, "-m", "llmref", "serve", "--stdio"], env, args.rate, seconds, window, args.edits),
+            soak("baseline", [sys.executable, str(baseline_py)], env, args.rate, seconds, window, args.edits),
         ]  # fmt: skip
     ratio = None
     if runs[0]["p99_ms"] and runs[1]["p99_ms"]:

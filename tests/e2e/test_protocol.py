@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -18,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .conftest import CACHE
-from .rawlsp import RawServer, frame
+from .rawlsp import RawServer, frame, server_env
 
 HOVER = "textDocument/hover"
 COMPLETION = "textDocument/completion"
@@ -390,3 +393,73 @@ def test_fuzz_every_request_is_answered_and_the_server_lives(fuzz_server, messag
         answers = [m for m in list(s.messages) if m.get("id") == msg_id and "method" not in m]
         assert len(answers) == 1, answers
     assert s.corrupt == []
+
+
+# --- TCP ---------------------------------------------------------------------------------------------
+
+
+def test_tcp_serves_one_client_with_the_same_transport(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmref", "serve", "--tcp", f"127.0.0.1:{port}"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=server_env(CACHE),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=30)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "no TCP listener"
+                time.sleep(0.1)
+        with conn, conn.makefile("rb") as incoming:
+
+            def call(msg_id: int, method: str, params) -> dict:
+                conn.sendall(
+                    frame({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+                )
+                while True:
+                    header = incoming.readline()
+                    assert header.startswith(b"Content-Length: "), header
+                    assert incoming.readline() == b"\r\n"
+                    message = json.loads(incoming.read(int(header.split(b":")[1])))
+                    if message.get("id") == msg_id and "method" not in message:
+                        return message
+
+            assert (
+                "capabilities"
+                in call(1, "initialize", {"processId": None, "rootUri": None, "capabilities": {}})[
+                    "result"
+                ]
+            )
+            uri = "file:///tmp/llmref-protocol/tcp.md"
+            doc = {"uri": uri, "languageId": "markdown", "version": 1, "text": NOTE}
+            conn.sendall(
+                frame(
+                    {
+                        "jsonrpc": "2.0",
+                        "method": "textDocument/didOpen",
+                        "params": {"textDocument": doc},
+                    }
+                )
+            )
+            assert (
+                call(2, HOVER, hover_params(uri, 0, 8))["result"]["range"]["start"]["character"]
+                == 5
+            )
+            assert call(3, HOVER, hover_params(uri, -1, 0))["error"]["code"] == -32602
+            call(4, "shutdown", None)
+            conn.sendall(frame({"jsonrpc": "2.0", "method": "exit"}))
+            assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        assert proc.stderr is not None
+        proc.stderr.close()

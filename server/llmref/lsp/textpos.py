@@ -120,11 +120,14 @@ def _index(source: str, start: int, end: int, units: int, encoding: str) -> tupl
     total = len(data) // width
     if total <= units:
         return n, total
-    # the column falls inside the prefix: the characters after it are the decoded tail (a
-    # character cut in two by the column counts as after it)
+    # the column falls inside the prefix: the characters after it are the decoded tail
     tail = data[units * width :].decode(codec, "surrogatepass" if width == 2 else "ignore")
     index = n - len(tail)
-    return index, total - _units(source[start + index : start + n], encoding)
+    at = total - _units(source[start + index : start + n], encoding)
+    if at < units:  # a column inside a character counts the whole character (as pygls does)
+        at += _units(source[start + index], encoding)
+        index += 1
+    return index, at
 
 
 def _units(text: str, encoding: str) -> int:

@@ -368,6 +368,9 @@ class LlmrefProtocol(LanguageServerProtocol):
     def _receive_notification(self, method: str, data: dict) -> None:
         if method != types.EXIT and (not self.initialized or self._shutdown):
             return  # the spec: dropped before initialize and after shutdown
+        known = method in self.fm.builtin_features or method in self.fm.features
+        if method.startswith("$/") and method != types.CANCEL_REQUEST and not known:
+            return  # the spec: "$/" notifications a server does not know are ignored, quietly
         if method == types.CANCEL_REQUEST:
             params = data.get("params")
             msg_id = params.get("id") if isinstance(params, dict) else None
