@@ -22,6 +22,10 @@ def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("llmref: %(levelname)s: %(message)s"))
+    # the level is the handler's too: `serve` lowers the llmref logger to INFO for the
+    # editor's log (window/logMessage), and those records must not reach stderr as well
+    # (VS Code shows both in one output channel: every line twice)
+    handler.setLevel(level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

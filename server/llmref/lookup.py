@@ -199,6 +199,7 @@ class Reference:
         self.problems = problems or []
         self.damaged: str | None = None
         self.builder = None  # see open()
+        self.closed = False
         self._vocab: dict[str, str] | None = None
         self.bridge = Bridge()  # English -> Chinese; its tables load on the first search
         self._lock = threading.RLock()  # the Whoosh searcher and swaps of the generation
@@ -355,6 +356,7 @@ class Reference:
         _close_later_index(old)
 
     def close(self) -> None:
+        self.closed = True
         self._opened.index.close()
         self._opened.store.close()
 
@@ -616,6 +618,8 @@ class Reference:
             with self._lock:  # one Whoosh searcher, shared
                 hits = self.index.search(planned.clauses, limit=max(limit * 3, RERANK), terms=True)
         except Exception as exc:  # a damaged index: say so, answer from the concept table
+            if self.closed:  # shutting down: requests still running get nothing
+                return result
             self._mark_damaged(exc)
             result.degraded = self.damaged
             if concepts is None:

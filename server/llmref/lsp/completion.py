@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
-from pygls.workspace.position_codec import ServerTextPosition, ServerTextRange
 
 from ..cards import card_title, citation, without_title
 from ..glossary import term_key
 from ..snippets import as_snippet_text, snippet_doc
 from ..terms import Completion, is_prose
+from .textpos import cursor_at, open_document
 
 if TYPE_CHECKING:
     from .server import LlmrefServer
@@ -30,23 +30,17 @@ _KIND = {
 def complete(ls: LlmrefServer, params: types.CompletionParams) -> types.CompletionList | None:
     if not ls.options.completion_enabled or ls.finder is None:
         return None
-    doc = ls.workspace.get_text_document(params.text_document.uri)
-    if not ls.options.language_enabled(doc.language_id):
+    # only documents the client has open, and only a window of the line around the cursor
+    doc = open_document(ls, params.text_document.uri)
+    if doc is None or not ls.options.language_enabled(doc.language_id):
         return None
-    lines = doc.lines
-    pos = doc.position_codec.position_from_client_units(lines, params.position)
-    if pos.line >= len(lines):
+    cursor = cursor_at(doc, params.position)
+    if cursor is None:
         return None
-    line = lines[pos.line].rstrip("\r\n")
-    start, typed = ls.finder.prefix_before(line, pos.character)
+    start, typed = ls.finder.prefix_before(cursor.text, cursor.col)
     if not typed or not term_key(typed):
         return None
-    edit_range = doc.position_codec.range_to_client_units(
-        lines,
-        ServerTextRange(
-            ServerTextPosition(pos.line, start), ServerTextPosition(pos.line, pos.character)
-        ),
-    )
+    edit_range = cursor.range(start, cursor.col)
     prose = is_prose(doc.language_id)
     rows, cut = ls.finder.complete(typed, limit=LIMIT, prose=prose)
     items: list[types.CompletionItem] = []

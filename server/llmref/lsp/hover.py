@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
-from pygls.workspace.position_codec import ServerTextPosition, ServerTextRange
 
 from ..sense import Context
 from ..terms import TermHit, is_prose
+from .textpos import cursor_at, open_document
 
 if TYPE_CHECKING:
     from .server import LlmrefServer
@@ -17,29 +17,22 @@ if TYPE_CHECKING:
 def term_at(
     ls: LlmrefServer, uri: str, position: types.Position
 ) -> tuple[TermHit, types.Range] | None:
-    """The term under a client position, with its range in client units."""
+    """The term under a client position, with its range in client units. Only documents the
+    client has open, and only a window of the line around the cursor, are looked at."""
     if ls.finder is None:
         return None
-    doc = ls.workspace.get_text_document(uri)
-    if not ls.options.language_enabled(doc.language_id):
+    doc = open_document(ls, uri)
+    if doc is None or not ls.options.language_enabled(doc.language_id):
         return None
-    lines = doc.lines
-    pos = doc.position_codec.position_from_client_units(lines, position)
-    if pos.line >= len(lines):
+    cursor = cursor_at(doc, position)
+    if cursor is None:
         return None
-    line = lines[pos.line].rstrip("\r\n")
     # the document is the context that picks an identifier's sense (top_k in an MoE router)
-    context = Context(doc.source, pos.line, (uri, doc.version))
-    hit = ls.finder.at(line, pos.character, prose=is_prose(doc.language_id), context=context)
+    context = Context(doc.source, cursor.line, (uri, doc.version))
+    hit = ls.finder.at(cursor.text, cursor.col, prose=is_prose(doc.language_id), context=context)
     if hit is None:
         return None
-    rng = doc.position_codec.range_to_client_units(
-        lines,
-        ServerTextRange(
-            ServerTextPosition(pos.line, hit.start), ServerTextPosition(pos.line, hit.end)
-        ),
-    )
-    return hit, rng
+    return hit, cursor.range(hit.start, hit.end)
 
 
 def hover(ls: LlmrefServer, params: types.HoverParams) -> types.Hover | None:

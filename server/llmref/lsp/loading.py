@@ -183,7 +183,7 @@ class Loader:
 
     def repair(self) -> None:
         """The index failed while answering: rebuild it in the background (once at a time)."""
-        if self._repairing:
+        if self._repairing or self._stop.is_set():
             return
         self._repairing = True
         message = (

@@ -24,6 +24,7 @@ from ..terms import TermFinder
 from . import commands, completion, definition, hover, symbols
 from .loading import Loader
 from .options import Options, parse_options
+from .transport import LlmrefProtocol, serve_stdio, serve_tcp
 
 if TYPE_CHECKING:
     from ..lookup import Reference
@@ -62,7 +63,10 @@ class EditorLogHandler(logging.Handler):
 class LlmrefServer(LanguageServer):
     def __init__(self, cli_corpora: list[str] | None = None) -> None:
         super().__init__(
-            "llmref", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+            "llmref",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=LlmrefProtocol,
         )
         self.cli_corpora = list(cli_corpora or [])
         self.options = Options()
@@ -350,7 +354,8 @@ def _register_watchers(ls: LlmrefServer) -> None:
 
 
 def run(args) -> int:
-    """``llmref serve``: LSP over stdio (default) or TCP."""
+    """``llmref serve``: LSP over stdio (default) or TCP; returns the exit status (``exit``
+    after ``shutdown``: 0; ``exit`` alone, a broken stream or a lost client: 1)."""
     logging.getLogger("pygls").setLevel(logging.WARNING)
     server = create_server(getattr(args, "corpus", None))
     handler = EditorLogHandler(server)
@@ -360,7 +365,5 @@ def run(args) -> int:
     llmref_log.setLevel(logging.INFO)
     if getattr(args, "tcp", None):
         host, _, port = args.tcp.rpartition(":")
-        server.start_tcp(host or "127.0.0.1", int(port))
-    else:
-        server.start_io()
-    return 0
+        return serve_tcp(server, host or "127.0.0.1", int(port))
+    return serve_stdio(server)
