@@ -71,7 +71,8 @@ def files(project: Path) -> list[dict]:
 
 
 def found_note(search) -> bool:
-    return any(r.get("question") == NOTE_QUESTION for r in search or [])
+    # the note's sections are named by their heading path ("My notes › What is …")
+    return any(str(r.get("question", "")).endswith(NOTE_QUESTION) for r in search or [])
 
 
 def nvim_version(path: str) -> tuple[int, int]:
