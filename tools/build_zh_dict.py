@@ -55,12 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     median = sorted(keep.values())[len(keep) // 2]
     for word in sorted(domain_words()):
         keep.setdefault(word, freq.get(word, median))
-    lines = [
-        "# The Chinese words llmref segments with: jieba's dict.txt (MIT, jieba 0.42.1), its",
-        f"# {args.words} most frequent words, plus the bundled glossary's Chinese names and the",
-        "# curated bridge's Chinese words. Built by tools/build_zh_dict.py. Format: word freq",
-    ]
-    lines += [f"{w} {f}" for w, f in sorted(keep.items(), key=lambda kv: (-kv[1], kv[0]))]
+    # jieba's own format (it reads this file where rjieba is missing): "word freq" lines only;
+    # where it comes from is said in the README and above
+    lines = [f"{w} {f}" for w, f in sorted(keep.items(), key=lambda kv: (-kv[1], kv[0]))]
     OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"{len(keep)} words -> {OUT} ({OUT.stat().st_size / 1e6:.1f} MB)")
     return 0

@@ -190,6 +190,18 @@ def _rjieba_class():
     return module.Jieba
 
 
+def _jieba_cache() -> Path:
+    """A private folder for jieba's prefix-dictionary cache (it unmarshals what it finds)."""
+    try:
+        from platformdirs import user_cache_dir
+
+        from .cache import private_dir
+
+        return private_dir(Path(user_cache_dir("llmref")) / "jieba")
+    except Exception:
+        return Path(tempfile.mkdtemp(prefix="llmref-jieba-"))
+
+
 class _Segmenter:
     """Lazily loads rjieba with llmref's dictionary (falls back to jieba with the same
     dictionary, then to single characters)."""
@@ -219,7 +231,8 @@ class _Segmenter:
 
                     jieba.setLogLevel(logging.WARNING)
                     tokenizer = jieba.Tokenizer(dictionary=str(DICTIONARY))
-                    tokenizer.tmp_dir = tempfile.mkdtemp(prefix="llmref-jieba-")  # no shared cache
+                    tokenizer.tmp_dir = str(_jieba_cache())  # not /tmp, which others can write
+                    tokenizer.initialize()  # now: a failure falls back here, not mid-build
                     self._search = lambda s: list(tokenizer.cut_for_search(s))
                     self._cut = lambda s: list(tokenizer.cut(s))
                     self.name = "jieba"

@@ -267,7 +267,10 @@ const steps = {
     // a second entry replaces the first in the same preview tab
     await resetFocus(page);
     await runCommand(page, "llmref: Search LLM Reference");
-    await page.locator(".quick-input-widget .quick-input-box input").waitFor({ state: "visible", timeout: 10000 });
+    const input = page.locator(".quick-input-widget .quick-input-box input");
+    await input.waitFor({ state: "visible", timeout: 10000 });
+    // type only once the search box has the focus (under load it shows before it takes it)
+    await until("the search box focused", 10000, async () => input.evaluate((el) => el === document.activeElement));
     await page.keyboard.type("旋转位置编码", { delay: 30 });
     const first = page.locator('.quick-input-widget .quick-input-list .monaco-list-row[data-index="0"]');
     await until("a first result about 旋转位置编码", 30000, async () => ((await first.isVisible()) ? (await first.innerText()).includes("旋转位置编码") : false));
