@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llmref.lsp")
 
-POLL_SECONDS = 2.0  # user corpus folders are checked this often (besides watched-files events)
+POLL_SECONDS = 2.0  # user corpus folders are checked this often when the client cannot watch
+WATCHED_POLL_SECONDS = 30.0  # … and this often when it sends workspace/didChangeWatchedFiles
 SYNC_DELAY = 0.1  # debounce: a burst of file events makes one sync
 
 
@@ -53,6 +54,7 @@ class Loader:
         self._child: subprocess.Popen | None = None
         self._repairing = False
         self.loaded = threading.Event()
+        self.client_watches = False
 
     # --- glossary ----------------------------------------------------------------------------
 
@@ -229,7 +231,12 @@ class Loader:
         threading.Thread(target=self._poll, name="llmref-watch", daemon=True).start()
 
     def _poll(self) -> None:
+        last = time.monotonic()
         while not self._stop.wait(POLL_SECONDS):
+            every = WATCHED_POLL_SECONDS if self.client_watches else POLL_SECONDS
+            if time.monotonic() - last < every:
+                continue
+            last = time.monotonic()
             if not self.loaded.is_set() or not self.server.settings().corpora:
                 continue
             try:

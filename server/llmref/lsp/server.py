@@ -349,6 +349,7 @@ def _register_watchers(ls: LlmrefServer) -> None:
     )
     try:
         ls.client_register_capability(types.RegistrationParams(registrations=[registration]))
+        ls.loader.client_watches = True  # events arrive: the poll is only a safety net
     except Exception:
         log.info("the client did not accept file watching; polling instead")
 
