@@ -49,6 +49,7 @@ from whoosh import query as wq
 from whoosh.analysis import Token, Tokenizer
 from whoosh.fields import ID, KEYWORD, TEXT, Schema
 from whoosh.filedb.filestore import FileStorage
+from whoosh.matching import ReadTooFar
 from whoosh.scoring import BM25F
 
 from . import cache, normalize
@@ -354,10 +355,10 @@ class SearchIndex:
         """Ranked hits for the disjunction of the clauses (scores add up); ``terms``: with
         the query terms each hit holds.
 
-        Big indexes: words most documents hold ("模型", "model", a generic concept) make the
+        Big indexes: words many documents hold ("模型", "model", a generic concept) make the
         engine score most of the index for every query. There, candidates come first from
-        the query without such words (at most CANDIDATES documents), and then the whole
-        query scores those candidates only, so their scores are exactly the full query's."""
+        the query without such words (the best CANDIDATES documents), and then the whole
+        query scores those candidates only (their scores are exactly the full query's)."""
         parts = [q for q in (_to_whoosh(c) for c in clauses) if q is not None]
         if not parts:
             return []
@@ -365,26 +366,22 @@ class SearchIndex:
         ids = self._ids
         if ids is None:
             return []
-        query: wq.Query = wq.Or(parts)
         reader = searcher.reader()
         total = reader.doc_count_all()
         cap = max(COMMON_MIN_DOCS, int(total * COMMON_SHARE))
         common = {ft for ft in _terms(clauses) if total > cap and reader.doc_frequency(*ft) > cap}
-        if common:
-            rare = [q for q in (_to_whoosh(c) for c in _without(clauses, common)) if q is not None]
-            if rare:
-                first = searcher.search(wq.Or(rare), limit=CANDIDATES)
-                docnums = [docnum for _score, docnum in first.top_n]
-                if docnums:
-                    query = wq.And([query, _DocSet(searcher, docnums)])
-        results = searcher.search(query, limit=limit, terms=terms)
-        out: list[Hit] = []
-        for hit in results:
-            ident = ids[hit.docnum]
-            if isinstance(ident, bytes):
-                ident = ident.decode("utf-8")
-            out.append(Hit(ident, float(hit.score), _matched(hit) if terms else frozenset()))
-        return out
+        rare = [q for q in (_to_whoosh(c) for c in _without(clauses, common)) if q is not None]
+        if common and rare:
+            first = searcher.search(wq.Or(rare), limit=max(CANDIDATES, limit))
+            docnums = sorted(docnum for _score, docnum in first.top_n)
+            scored = _score_docs(searcher, parts, docnums, terms)
+            ranked = sorted(scored.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+            return [Hit(_ident(ids, d), score, frozenset(m)) for d, (score, m) in ranked]
+        results = searcher.search(wq.Or(parts), limit=limit, terms=terms)
+        return [
+            Hit(_ident(ids, hit.docnum), float(hit.score), _matched(hit) if terms else frozenset())
+            for hit in results
+        ]
 
     def doc_frequency(self, field: str, term: str) -> int:
         """How many documents hold ``term`` in ``field`` (0 for an unknown term)."""
@@ -408,15 +405,12 @@ class SearchIndex:
 
 
 def _matched(hit) -> frozenset[tuple[str, str]]:
-    return frozenset(
-        (name, text.decode("utf-8") if isinstance(text, bytes) else text)
-        for name, text in (hit.matched_terms() or ())
-    )
+    return frozenset(_text_terms(hit.matched_terms()))
 
 
 COMMON_SHARE = 0.02  # a word in more than this share of the documents is "common" …
 COMMON_MIN_DOCS = 300  # … and in more than this many
-CANDIDATES = 300  # documents the common words' pass scores in full
+CANDIDATES = 100  # documents the whole query then scores
 
 
 def _terms(clauses: Iterable[Clause]) -> set[tuple[str, str]]:
@@ -444,44 +438,48 @@ def _without(clauses: Iterable[Clause], common: set[tuple[str, str]]) -> list[Cl
     return out
 
 
-class _DocSet(wq.Query):
-    """Matches exactly the given (top-level) document numbers, scoring nothing."""
+def _ident(ids, docnum: int) -> str:
+    ident = ids[docnum]
+    return ident.decode("utf-8") if isinstance(ident, bytes) else ident
 
-    def __init__(self, searcher, docnums: Sequence[int]) -> None:
-        self.docnums = sorted(set(docnums))
-        self._local: dict[int, list[int]] = {}
-        if searcher.is_atomic():
-            self._local[id(searcher.reader())] = self.docnums
-        else:
-            bounds = [
-                (s, offset, offset + s.doc_count_all()) for s, offset in searcher.subsearchers
-            ]
-            for sub, lo, hi in bounds:
-                self._local[id(sub.reader())] = [d - lo for d in self.docnums if lo <= d < hi]
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _DocSet) and self.docnums == other.docnums
+def _score_docs(
+    searcher, parts: Sequence[wq.Query], docnums: Sequence[int], terms: bool
+) -> dict[int, tuple[float, set[tuple[str, str]]]]:
+    """The whole query's score (and matched terms) of the given documents only: each part
+    of the disjunction skips along its postings to them; the sum is what the engine's
+    disjunction scores."""
+    out: dict[int, tuple[float, set[tuple[str, str]]]] = {}
+    leaves = [(searcher, 0)] if searcher.is_atomic() else searcher.subsearchers
+    for sub, offset in leaves:
+        size = sub.doc_count_all()
+        local = [d - offset for d in docnums if offset <= d < offset + size]
+        if not local:
+            continue
+        context = sub.context(weighting=searcher.weighting)
+        for part in parts:
+            matcher = part.matcher(sub, context)
+            for d in local:
+                if not matcher.is_active():
+                    break
+                if matcher.id() < d:
+                    try:
+                        matcher.skip_to(d)
+                    except ReadTooFar:
+                        break
+                    if not matcher.is_active():
+                        break
+                if matcher.id() == d:
+                    score, matched = out.get(d + offset, (0.0, set()))
+                    if terms:
+                        matched.update(_text_terms(matcher.matching_terms(d)))
+                    out[d + offset] = (score + matcher.score(), matched)
+    return out
 
-    def __hash__(self) -> int:
-        return hash(tuple(self.docnums))
 
-    def __repr__(self) -> str:
-        return f"_DocSet({len(self.docnums)} documents)"
-
-    def estimate_size(self, ixreader) -> int:
-        return len(self.docnums)
-
-    def estimate_min_size(self, ixreader) -> int:
-        return len(self.docnums)
-
-    def docs(self, searcher):
-        return iter(self._local.get(id(searcher.reader()), self.docnums))
-
-    def matcher(self, searcher, context=None):
-        from whoosh.matching import ListMatcher, NullMatcher
-
-        local = self._local.get(id(searcher.reader()), [])
-        return ListMatcher(local, all_weights=0.0) if local else NullMatcher()
+def _text_terms(pairs) -> Iterable[tuple[str, str]]:
+    for name, text in pairs or ():
+        yield name, text.decode("utf-8") if isinstance(text, bytes) else text
 
 
 def _to_whoosh(clause: Clause) -> wq.Query | None:

@@ -404,3 +404,32 @@ def test_a_read_only_cache_falls_back(notes, tmp_path, monkeypatch, small_mount)
     assert ref.search("RoPE").results[0].entry.question == "What is RoPE?"
     assert any("Read-only" in str(p) for p in ref.problems)
     ref.close()
+
+
+def test_two_stage_search_scores_exactly_like_the_whole_query(reference, monkeypatch):
+    """On big indexes, candidates come from the query without its common words and the whole
+    query scores them: each candidate's score equals the single-pass score, and the best
+    answers stay the same. (Forced here on the bundled corpus by lowering the threshold.)"""
+    import yaml
+
+    from llmref import index as index_mod
+
+    from ..conftest import DATA
+
+    queries = [q["query"] for q in yaml.safe_load((DATA / "dev-queries.yaml").read_text())]
+    queries += [q["query"] for q in yaml.safe_load((DATA / "dev-nl-queries.yaml").read_text())]
+    single = {}
+    for query in queries:
+        clauses = reference._prepare(query, None).clauses
+        single[query] = {h.id: h.score for h in reference.index.search(clauses, limit=200)}
+    monkeypatch.setattr(index_mod, "COMMON_MIN_DOCS", 5)
+    monkeypatch.setattr(index_mod, "COMMON_SHARE", 0.03)
+    same_top = 0
+    for query in queries:
+        clauses = reference._prepare(query, None).clauses
+        hits = reference.index.search(clauses, limit=10, terms=True)
+        for hit in hits:
+            assert abs(hit.score - single[query][hit.id]) <= 1e-6 * max(1.0, hit.score), query
+        best = max(single[query].items(), key=lambda kv: kv[1])[0] if single[query] else None
+        same_top += bool(hits) and hits[0].id == best
+    assert same_top >= 0.9 * len(queries)
