@@ -408,7 +408,9 @@ def _read_cache(cache_dir: Path, key: str) -> Glossary | None:
     try:
         with path.open("rb") as f:
             data = json.loads(f.read())
-        if data.get("format") != _CACHE_FORMAT or data.get("key") != key:
+        if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT:
+            return None
+        if data.get("key") != key:
             return None
         glossary = Glossary.__new__(Glossary)
         glossary.concepts = _ConceptTable(dict(zip(data["ids"], data["concepts"], strict=True)))
@@ -417,7 +419,7 @@ def _read_cache(cache_dir: Path, key: str) -> Glossary | None:
         glossary.paths, glossary.digests = [], []
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # damaged, or another version
+    except (OSError, ValueError, LookupError, TypeError, AttributeError) as exc:  # damaged
         log.warning("ignoring the glossary cache %s: %s", path, exc)
         return None
     try:
@@ -444,12 +446,15 @@ class _ConceptTable(Mapping[str, Concept]):
     def __getitem__(self, cid: str) -> Concept:
         concept = self._made.get(cid)
         if concept is None:
-            name, definition, zh, aliases, code, related, common, file, line = json.loads(
-                self._rows[cid]
-            )
-            concept = Concept(
-                cid, name, definition, zh, aliases, code, related, bool(common), file, line
-            )
+            row = self._rows[cid]
+            try:
+                name, definition, zh, aliases, code, related, common, file, line = json.loads(row)
+                concept = Concept(
+                    cid, name, definition, zh, aliases, code, related, bool(common), file, line
+                )
+            except (ValueError, TypeError) as exc:  # a damaged cache: a bare concept
+                log.warning("glossary cache: concept %s unreadable: %s", cid, exc)
+                concept = Concept(cid, cid)
             self._made[cid] = concept
         return concept
 
@@ -477,7 +482,8 @@ def _write_cache(cache_dir: Path, key: str, glossary: Glossary) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".glossary-", suffix=".tmp", dir=cache_dir)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, ensure_ascii=False, separators=(",", ":"))
+                # dumps, not dump: only dumps has the C encoder (~10x faster)
+                f.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
             os.replace(tmp, _cache_file(cache_dir, key))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

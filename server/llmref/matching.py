@@ -89,9 +89,9 @@ def _parts(run: str) -> tuple[str, ...]:
     return split_identifier(run) if len(run) <= _LONG_RUN else split_identifier.__wrapped__(run)
 
 
-# (runs, their starts, whether each may join the one before, whether it is Chinese, n): a term
-# that starts in one of the first n runs of a window ends inside the window
-_Window = tuple[list[str], list[int], list[bool], list[bool], int]
+# (runs, their starts, whether each may join the one before, n): a term that starts in one of
+# the first n runs of a window ends inside it. A run is Chinese when it is > "\x7f".
+_Window = tuple[list[str], list[int], list[bool], int]
 
 
 class _Gaps(dict[str, bool]):
@@ -110,7 +110,6 @@ class _Gaps(dict[str, bool]):
 _CHUNK = 1 << 16  # characters tokenized at once: a window
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
-_LATIN_MAX = itertools.repeat("\x7f")  # a run above it is Chinese
 
 
 def _windows(text: str, gaps: _Gaps) -> Iterator[_Window]:
@@ -119,7 +118,7 @@ def _windows(text: str, gaps: _Gaps) -> Iterator[_Window]:
     (a term that begins before those ends in the earlier window). The lists are built by
     C-level maps over the regex's tokens."""
     keep = MAX_UNITS - 1
-    carry: tuple[list[str], list[int], list[bool], list[bool]] | None = None
+    carry: tuple[list[str], list[int], list[bool]] | None = None
     pos = 0
     while pos < len(text):
         m = _RUN.search(text, pos + _CHUNK)
@@ -135,20 +134,19 @@ def _windows(text: str, gaps: _Gaps) -> Iterator[_Window]:
         next(ends)
         starts = list(map(operator.sub, ends, run_lens))
         joins = list(map(gaps.__getitem__, gap_texts))
-        cjk = list(map(operator.gt, runs, _LATIN_MAX))
         if carry is not None:
             runs, starts = carry[0] + runs, carry[1] + starts
-            joins, cjk = carry[2] + joins, carry[3] + cjk
+            joins = carry[2] + joins
         if pos >= len(text):
             carry = None
-            yield runs, starts, joins, cjk, len(runs)
+            yield runs, starts, joins, len(runs)
             break
         n_start = max(0, len(runs) - keep)
         if n_start:
-            yield runs, starts, joins, cjk, n_start
-        carry = (runs[n_start:], starts[n_start:], joins[n_start:], cjk[n_start:])
+            yield runs, starts, joins, n_start
+        carry = (runs[n_start:], starts[n_start:], joins[n_start:])
     if carry is not None and carry[0]:
-        yield carry[0], carry[1], carry[2], carry[3], len(carry[0])
+        yield carry[0], carry[1], carry[2], len(carry[0])
 
 
 @lru_cache(maxsize=1 << 16)
@@ -190,13 +188,13 @@ def _alternatives(unit: str) -> tuple[tuple[str, bool], ...]:
 _UnitInfo = tuple[
     tuple[tuple[str, bool], ...], tuple[tuple[str, bool], ...], bool, frozenset[str] | None
 ]
-# a Latin run's units, their ends in the run, the frontier each begins, whether any does
-_RunInfo = tuple[
-    tuple[str, ...],
-    list[int],
-    list[tuple[tuple[tuple[str, bool], ...], bool, frozenset[str] | None] | None],
-    bool,
+# a Latin run's unit that may begin a key: (unit index, frontier, is a key, what may follow,
+# start and end in the run, whether the next unit may go on (None: it is in the next run))
+_Begin = tuple[
+    int, tuple[tuple[str, bool], ...], bool, frozenset[str] | None, int, int, bool | None
 ]
+# a Latin run's units, their ends in the run, its _Begins
+_RunInfo = tuple[tuple[str, ...], list[int], list[_Begin]]
 # (start, end, concept, kind, units, key, expanded): a Match before it is one
 _Raw = tuple[int, int, str, str, int, str, bool]
 _PREFIX_SET_LEN = 6  # prefixes up to this length are in a set; longer ones use the sorted keys
@@ -336,11 +334,14 @@ class TermMatcher:
             first = _char_class({p[0] for p in pairs})
             second = _char_class({p[1] for p in pairs})
             self._pair_re = re.compile(f"{first}(?={second})")
-        self._cjk_res: list[re.Pattern[str]] = []  # these find exactly the right ones
-        if self._single:
-            self._cjk_res.append(re.compile(_char_class(self._single)))
+        # these find exactly the right ones: a one-character key; a last character that begins
+        # a key when the next run may join it (only separators between, as _JOIN_GAP says)
+        self._single_re = re.compile(_char_class(self._single)) if self._single else None
+        self._end_re = None
         if firsts:
-            self._cjk_res.append(re.compile(f"{_char_class(firsts)}(?![{_CJK_CLASS}])"))
+            self._end_re = re.compile(
+                f"{_char_class(firsts)}(?=[\\s_\\-/.]*[A-Za-z0-9]|[\\s_\\-/.]+[{_CJK_CLASS}])"
+            )
         # caches: unit text -> _UnitInfo, Latin run -> _RunInfo, gap -> whether it joins
         self._info: dict[str, _UnitInfo] = {}
         self._runs: dict[str, _RunInfo] = {}
@@ -379,18 +380,24 @@ class TermMatcher:
         return info
 
     def _run_info(self, run: str) -> _RunInfo:
-        """A Latin run's units, where each ends (in the run), and for each unit that may
-        begin a key: (the frontier it begins, whether it is a key, what may follow)."""
+        """A Latin run's units, where each ends (in the run), and its units that may begin a
+        key: (unit index, the frontier it begins, whether it is a key, what may follow, its
+        start and end in the run, whether the next unit may go on: None for the last unit,
+        whose next unit is in the next run)."""
         info = self._runs.get(run)
         if info is None:
             parts = _parts(run)
             ends = list(itertools.accumulate(map(len, parts)))
-            begins: list[tuple[tuple[tuple[str, bool], ...], bool, frozenset[str] | None] | None]
-            begins = []
-            for part in parts:
-                u = self._unit_info(part)
-                begins.append((u[1], u[2], u[3]) if u[1] else None)
-            info = (parts, ends, begins, any(begins))
+            begins: list[_Begin] = []
+            for q, part in enumerate(parts):
+                _alts, frontier, hit, follow = self._unit_info(part)
+                if not frontier:
+                    continue
+                goes_on: bool | None = None
+                if q + 1 < len(parts):
+                    goes_on = follow is None or parts[q + 1][0] in follow
+                begins.append((q, frontier, hit, follow, ends[q - 1] if q else 0, ends[q], goes_on))
+            info = (parts, ends, begins)
             if len(run) <= _LONG_RUN:
                 if len(self._runs) >= _INFO_CACHE:
                     self._runs.clear()
@@ -398,7 +405,11 @@ class TermMatcher:
         return info
 
     def _raw(self, text: str) -> Iterator[_Raw]:
-        """Every occurrence of a term, by start. A walk from a unit extends the keys so far
+        """Every occurrence of a term, by start."""
+        return itertools.chain.from_iterable(self._raw_windows(text))
+
+    def _raw_windows(self, text: str) -> Iterator[list[_Raw]]:
+        """Every occurrence of a term, by start, window by window. A walk from a unit extends the keys so far
         with the next unit's alternatives (itself, singular, expanded) while they begin some
         key, at most MAX_UNITS units. Walks start only where a term may begin: at a Latin unit
         that begins a key and whose next unit may go on (or that is a key), at a Chinese
@@ -411,38 +422,43 @@ class TermMatcher:
         short_len = _PREFIX_SET_LEN
         bisect_left, bisect_right = bisect.bisect_left, bisect.bisect_right
         run_get, run_info = self._runs.get, self._run_info
-        pair_re, pairs_get, cjk_res = self._pair_re, self._pairs.get, self._cjk_res
+        pair_re, pairs_get = self._pair_re, self._pairs.get
+        single_re, end_re = self._single_re, self._end_re
         walk = self._walk
         text = width_fold(text)
-        for runs, starts, joins, cjk, n_start in _windows(text, self._gaps):
+        for runs, starts, joins, n_start in _windows(text, self._gaps):
             n = len(runs)
             lo, hi = starts[0], starts[n_start - 1] + len(runs[n_start - 1])
             # per run: None for Chinese, the _RunInfo of a Latin run
-            infos = [
-                None if c else (run_get(x) or run_info(x)) for x, c in zip(runs, cjk, strict=True)
-            ]
+            infos = [(run_get(x) or run_info(x)) if x < "\x7f" else None for x in runs]
             window = (runs, starts, joins, infos, n)
             out: list[_Raw] = []
             emit = out.append
             # where terms may begin, in text order
-            todo = [(starts[r], r) for r in range(n_start) if (i := infos[r]) is not None and i[3]]
+            todo = [(starts[r], r) for r in range(n_start) if (i := infos[r]) is not None and i[2]]
             found: list[int] = []
             if pair_re is not None:
-                # a pair that begins a key, and is a key or goes on with the third character
-                # (or the run ends there: what follows may go on)
-                found = [
-                    p
-                    for p in map(_match_start, pair_re.finditer(text, lo, hi))
-                    if (third := pairs_get(text[p : p + 2])) is not None
-                    and (
+                # a pair that begins a key (tested in C), and is a key or may go on with the
+                # third character (or the run ends there: what follows may go on)
+                at = list(map(_match_start, pair_re.finditer(text, lo, hi)))
+                pair_texts = map(text.__getitem__, map(slice, at, map(operator.add, at, _TWO)))
+                thirds = list(map(pairs_get, pair_texts))
+                kept: Iterator[Literal[True] | frozenset[str]] = filter(None, thirds)
+                for p, third in zip(itertools.compress(at, thirds), kept, strict=True):
+                    if (
                         third is True
                         or (c := text[p + 2 : p + 3]) in third
                         or c < "\u3400"
                         or _RUN.fullmatch(c) is None
-                    )
-                ]
-            for rx in cjk_res:
-                found.extend(map(_match_start, rx.finditer(text, lo, hi)))
+                    ):
+                        found.append(p)
+            if single_re is not None:
+                found.extend(map(_match_start, single_re.finditer(text, lo, hi)))
+            if end_re is not None:
+                # a last character that begins a key, and the next run joins it: the window's
+                # end (not hi) bounds the look ahead
+                end = starts[-1] + len(runs[-1])
+                found.extend(p for p in map(_match_start, end_re.finditer(text, lo, end)) if p < hi)
             if found:
                 if single:
                     found = list(set(found))
@@ -451,28 +467,17 @@ class TermMatcher:
             for p, r in todo:
                 info = infos[r]
                 if info is not None:  # a Latin run: its units that begin a key
-                    parts, part_ends, begins, _any = info
-                    for q, begin in enumerate(begins):
-                        if begin is None:
-                            continue
-                        frontier, hit, follow = begin
-                        s0 = p + (part_ends[q - 1] if q else 0)
-                        if follow is not None:
-                            # can the next unit go on with a key? (its first character says)
-                            if q + 1 < len(parts):
-                                goes_on = parts[q + 1][0] in follow
-                            elif r + 1 < n and joins[r + 1]:
-                                goes_on = runs[r + 1][0].lower() in follow
-                            else:
-                                goes_on = False
-                            if not goes_on:
-                                if hit:  # a key of one unit, and no more
-                                    e = p + part_ends[q]
-                                    for acc, exp in frontier:
-                                        for concept, kind in keys_get(acc, ()):
-                                            emit((s0, e, concept, kind, 1, acc, exp))
-                                continue
-                        walk(window, r, q, frontier, 1, s0, False, emit)
+                    for q, frontier, hit, follow, s_off, e_off, goes_on in info[2]:
+                        if goes_on is None:  # the last unit: can the next run go on?
+                            goes_on = follow is None or (
+                                r + 1 < n and joins[r + 1] and runs[r + 1][0].lower() in follow
+                            )
+                        if goes_on:
+                            walk(window, r, q, frontier, 1, p + s_off, False, emit)
+                        elif hit:  # a key of one unit, and no more
+                            for acc, exp in frontier:
+                                for concept, kind in keys_get(acc, ()):
+                                    emit((p + s_off, p + e_off, concept, kind, 1, acc, exp))
                     continue
                 # a Chinese character: inside its run every unit is the next character
                 run = runs[r]
@@ -487,8 +492,8 @@ class TermMatcher:
                     cq = q
                 else:
                     acc = run[q : q + 2]
-                    if acc not in short:
-                        continue  # a one-character key only
+                    if single and acc not in short:
+                        continue  # a one-character key only (else the pair begins a key)
                     cq = q + 1
                     top = min(last, q + MAX_UNITS - 1)
                     while True:
@@ -511,7 +516,7 @@ class TermMatcher:
                 if cq == last and cq - q + 1 < MAX_UNITS and r + 1 < n and joins[r + 1]:
                     # at the run's end: the next run may go on with the term
                     walk(window, r, cq, ((acc, False),), cq - q + 1, p, True, emit)
-            yield from out
+            yield out
 
     def _walk(
         self,
@@ -578,19 +583,25 @@ class TermMatcher:
         """Every (possibly overlapping) occurrence of a term in ``text``."""
         return [Match(*r) for r in self._raw(text)]
 
-    def _chosen(self, text: str) -> Iterator[_Raw]:
+    def _chosen(self, text: str) -> list[_Raw]:
         """Non-overlapping matches, longest first, in text order (see ``find``)."""
+        out: list[_Raw] = []
         group: list[_Raw] = []
         group_end = -1
-        for r in self._raw(text):  # by start: a group closes where no match reaches over
-            if group and r[0] >= group_end:
-                yield from _choose(group)
-                group = []
-            group.append(r)
-            if r[1] > group_end:
-                group_end = r[1]
+        for found in self._raw_windows(text):
+            for r in found:  # by start: a group closes where no match reaches over
+                if r[0] >= group_end:
+                    if group:
+                        out.extend(_choose(group) if len(group) > 1 else group)
+                    group = [r]
+                    group_end = r[1]
+                else:
+                    group.append(r)
+                    if r[1] > group_end:
+                        group_end = r[1]
         if group:
-            yield from _choose(group)
+            out.extend(_choose(group) if len(group) > 1 else group)
+        return out
 
     def find(self, text: str) -> list[Match]:
         """Non-overlapping matches, longest first, in text order. A match that overlaps a
@@ -633,8 +644,11 @@ def _choose(group: list[_Raw]) -> list[_Raw]:
     """The greedy choice of ``find`` over matches that overlap in a chain: by length, then
     units, then start; a match is kept when nothing kept overlaps it, or when a kept match has
     exactly its span. Taken characters are marked in a bytearray: O(total span) + a sort."""
-    if len(group) == 1:
-        return group
+    if len(group) == 2:  # the usual case: two that overlap ("KV" in "KV cache")
+        a, b = group
+        if (a[0] - a[1], -a[4], a[0]) > (b[0] - b[1], -b[4], b[0]):
+            a, b = b, a
+        return group if (a[0], a[1]) == (b[0], b[1]) else [a]
     base = group[0][0]
     width = max(r[1] for r in group) - base
     taken = bytearray(width)
@@ -654,6 +668,7 @@ def _choose(group: list[_Raw]) -> list[_Raw]:
 
 
 _match_start = operator.methodcaller("start")
+_TWO = itertools.repeat(2)
 
 
 def _char_class(chars: Iterable[str]) -> str:
