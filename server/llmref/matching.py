@@ -77,7 +77,15 @@ class Match:
 
 _CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _RUN = re.compile(rf"[A-Za-z0-9]+|[{_CJK_CLASS}]+")  # a Latin run, or a run of Chinese
-_TOKEN = re.compile(rf"([^A-Za-z0-9{_CJK_CLASS}]*)([A-Za-z0-9]+|[{_CJK_CLASS}]+)")  # gap, run
+# The matcher reads text as width_fold would give it without building that copy: full-width
+# letters and digits belong to Latin runs (folded where they occur), full-width separators
+# count as separators (gaps are folded before they are judged).
+_FULL_WIDTH_ALNUM = "\uff10-\uff19\uff21-\uff3a\uff41-\uff5a"
+_LATIN_CLASS = f"A-Za-z0-9{_FULL_WIDTH_ALNUM}"
+_RAW_RUN = re.compile(rf"[{_LATIN_CLASS}]+|[{_CJK_CLASS}]+")
+_SPLIT = re.compile(rf"([{_LATIN_CLASS}]+|[{_CJK_CLASS}]+)")  # split: gap, run, gap, ..., tail
+_HAS_FULL_WIDTH_ALNUM = re.compile(f"[{_FULL_WIDTH_ALNUM}]")
+_SEPARATOR_CLASS = r"\s_\-/.\uff3f\uff0d\uff0f\uff0e"  # and their full-width forms
 _JOIN_GAP = re.compile(r"[\s_\-/.]*")  # what may separate the units of one term
 _LONG_RUN = 256  # Latin runs longer than this are split without the split cache
 _INFO_CACHE = 100_000  # unit texts whose alternatives a matcher remembers
@@ -86,6 +94,8 @@ _FOLLOW_SCAN = 2000  # keys scanned to learn what may follow a unit (beyond: no 
 
 def _parts(run: str) -> tuple[str, ...]:
     """The units of one Latin run (they tile it: lengths add up to the run's)."""
+    if run.islower() and run.isalpha():
+        return (run,)  # what split_identifier gives for a lower-case word, without the work
     return split_identifier(run) if len(run) <= _LONG_RUN else split_identifier.__wrapped__(run)
 
 
@@ -101,39 +111,37 @@ class _Gaps(dict[str, bool]):
         super().__init__({"": True, " ": True})
 
     def __missing__(self, gap: str) -> bool:
-        joins = _JOIN_GAP.fullmatch(gap) is not None
+        joins = _JOIN_GAP.fullmatch(width_fold(gap)) is not None
         if len(gap) <= 8 and len(self) < 4096:
             self[gap] = joins
         return joins
 
 
 _CHUNK = 1 << 16  # characters tokenized at once: a window
-_FIRST = operator.itemgetter(0)
-_SECOND = operator.itemgetter(1)
 
 
 def _windows(text: str, gaps: _Gaps) -> Iterator[_Window]:
-    """The runs of ``text`` (already width-folded), window by window. A window is a chunk of
-    the text cut at the end of a run, after the last MAX_UNITS - 1 runs of the window before
-    (a term that begins before those ends in the earlier window). The lists are built by
-    C-level maps over the regex's tokens."""
+    """The runs of ``text`` (width-folded: as width_fold gives them), window by window. A
+    window is a chunk of the text cut at the end of a run, after the last MAX_UNITS - 1 runs of
+    the window before (a term that begins before those ends in the earlier window). The lists
+    come from one regex split (gap, run, gap, run, ..., tail) and C-level slices and maps."""
     keep = MAX_UNITS - 1
     carry: tuple[list[str], list[int], list[bool]] | None = None
     pos = 0
     while pos < len(text):
-        m = _RUN.search(text, pos + _CHUNK)
+        m = _RAW_RUN.search(text, pos + _CHUNK)
         end = m.end() if m else len(text)
-        tokens = _TOKEN.findall(text, pos, end)
+        parts = _SPLIT.split(text if pos == 0 and end == len(text) else text[pos:end])
         base, pos = pos, end
-        if not tokens:
-            continue
-        gap_texts = list(map(_FIRST, tokens))
-        runs = list(map(_SECOND, tokens))
-        run_lens = list(map(len, runs))
-        ends = itertools.accumulate(map(operator.add, map(len, gap_texts), run_lens), initial=base)
-        next(ends)
-        starts = list(map(operator.sub, ends, run_lens))
-        joins = list(map(gaps.__getitem__, gap_texts))
+        if len(parts) < 2:
+            continue  # no run
+        runs = parts[1::2]
+        if _HAS_FULL_WIDTH_ALNUM.search(text, base, end):  # rare: fold those runs
+            runs = [
+                r if r.isascii() or "\u3400" <= r[0] <= "\ufaff" else width_fold(r) for r in runs
+            ]
+        starts = list(itertools.accumulate(map(len, parts), initial=base))[1:-1:2]
+        joins = list(map(gaps.__getitem__, parts[0:-1:2]))
         if carry is not None:
             runs, starts = carry[0] + runs, carry[1] + starts
             joins = carry[2] + joins
@@ -340,7 +348,8 @@ class TermMatcher:
         self._end_re = None
         if firsts:
             self._end_re = re.compile(
-                f"{_char_class(firsts)}(?=[\\s_\\-/.]*[A-Za-z0-9]|[\\s_\\-/.]+[{_CJK_CLASS}])"
+                f"{_char_class(firsts)}"
+                f"(?=[{_SEPARATOR_CLASS}]*[{_LATIN_CLASS}]|[{_SEPARATOR_CLASS}]+[{_CJK_CLASS}])"
             )
         # caches: unit text -> _UnitInfo, Latin run -> _RunInfo, gap -> whether it joins
         self._info: dict[str, _UnitInfo] = {}
@@ -364,19 +373,21 @@ class TermMatcher:
             hit = any(a in self.keys for a, _exp in begin)
             follow: set[str] | None = set() if _SAME_FIRST_CHAR else None
             for alt, _exp in begin if follow is not None else ():
-                i = bisect.bisect_left(self._sorted, alt)
-                stop = min(len(self._sorted), i + _FOLLOW_SCAN)
-                while i < stop and self._sorted[i].startswith(alt):
-                    if len(self._sorted[i]) > len(alt):
-                        follow.add(self._sorted[i][len(alt)])  # type: ignore[union-attr]
-                    i += 1
-                if i == stop and i < len(self._sorted) and self._sorted[i].startswith(alt):
+                # the keys that start with alt (key characters are all below U+FFFF)
+                lo = bisect.bisect_left(self._sorted, alt)
+                hi = bisect.bisect_left(self._sorted, alt + "\uffff", lo)
+                if hi - lo > _FOLLOW_SCAN:
                     follow = None  # too many keys go on from here: no filter
                     break
+                n = len(alt)
+                follow.update(map(operator.itemgetter(slice(n, n + 1)), self._sorted[lo:hi]))  # type: ignore[union-attr]
+            if follow is not None:
+                follow.discard("")  # alt itself
             info = (alts, begin, hit, frozenset(follow) if follow is not None else None)
-            if len(self._info) >= _INFO_CACHE:
-                self._info.clear()  # a huge vocabulary: forget, stay bounded
-            self._info[unit] = info
+            if len(unit) <= _LONG_RUN:
+                if len(self._info) >= _INFO_CACHE:
+                    self._info.clear()  # a huge vocabulary: forget, stay bounded
+                self._info[unit] = info
         return info
 
     def _run_info(self, run: str) -> _RunInfo:
@@ -425,7 +436,6 @@ class TermMatcher:
         pair_re, pairs_get = self._pair_re, self._pairs.get
         single_re, end_re = self._single_re, self._end_re
         walk = self._walk
-        text = width_fold(text)
         for runs, starts, joins, n_start in _windows(text, self._gaps):
             n = len(runs)
             lo, hi = starts[0], starts[n_start - 1] + len(runs[n_start - 1])
@@ -448,8 +458,11 @@ class TermMatcher:
                     if (
                         third is True
                         or (c := text[p + 2 : p + 3]) in third
-                        or c < "\u3400"
-                        or _RUN.fullmatch(c) is None
+                        or not (  # not Chinese: the run ends, what follows may go on
+                            "\u4e00" <= c <= "\u9fff"
+                            or "\u3400" <= c <= "\u4dbf"
+                            or "\uf900" <= c <= "\ufaff"
+                        )
                     ):
                         found.append(p)
             if single_re is not None:
@@ -583,12 +596,13 @@ class TermMatcher:
         """Every (possibly overlapping) occurrence of a term in ``text``."""
         return [Match(*r) for r in self._raw(text)]
 
-    def _chosen(self, text: str) -> list[_Raw]:
-        """Non-overlapping matches, longest first, in text order (see ``find``)."""
-        out: list[_Raw] = []
+    def _chosen(self, text: str) -> Iterator[list[_Raw]]:
+        """Non-overlapping matches, longest first, in text order (see ``find``), a list per
+        window (memory stays bounded by a window, whatever the text)."""
         group: list[_Raw] = []
         group_end = -1
         for found in self._raw_windows(text):
+            out: list[_Raw] = []
             for r in found:  # by start: a group closes where no match reaches over
                 if r[0] >= group_end:
                     if group:
@@ -599,22 +613,23 @@ class TermMatcher:
                     group.append(r)
                     if r[1] > group_end:
                         group_end = r[1]
+            yield out
         if group:
-            out.extend(_choose(group) if len(group) > 1 else group)
-        return out
+            yield _choose(group) if len(group) > 1 else group
 
     def find(self, text: str) -> list[Match]:
         """Non-overlapping matches, longest first, in text order. A match that overlaps a
         longer one (or one as long with more units, or as long further left) is dropped, except
         that the same span may name several concepts (an ambiguous alias): all are kept."""
-        return [Match(*r) for r in self._chosen(text)]
+        return [Match(*r) for chosen in self._chosen(text) for r in chosen]
 
     def concepts_in(self, text: str) -> list[str]:
         """Concept ids ``find`` gives, most mentioned first (ties: first mention)."""
         counts: dict[str, int] = {}
-        for r in self._chosen(text):
-            counts[r[2]] = counts.get(r[2], 0) + 1
-        return sorted(counts, key=lambda c: -counts[c])
+        for chosen in self._chosen(text):
+            for r in chosen:
+                counts[r[2]] = counts.get(r[2], 0) + 1
+        return sorted(counts, key=counts.__getitem__, reverse=True)  # stable: ties in order
 
     def exact(self, text: str) -> list[str]:
         """Concept ids whose term is exactly ``text`` (separators and case ignored)."""

@@ -62,11 +62,11 @@ CHINESE = list("的是在了和与模型训练数据注意力位置编码微调�
 WORDS = ["the", "model", "value", "hidden", "states", "embs", "attn", "pos", "emb", "kv", "lr"]
 WORDS += ["rotary", "cache", "caches", "heads", "layer", "norms", "flash", "params", "ckpt"]
 SEPARATORS = [" ", "", "_", "-", "/", ".", "  ", " - ", "，", "。", "(", ")", "\n", "\t", "、"]
-SEPARATORS += ["：", "　", "＿", "__", "-_-", " . "]
+SEPARATORS += ["：", "　", "＿", "__", "-_-", " . ", "－", "／", "．", "，", "＿　"]
 
 
 def _styled(draw, text: str) -> str:
-    style = draw(st.integers(0, 6))
+    style = draw(st.integers(0, 7))
     if style == 1:
         return text.replace(" ", "_").lower()
     if style == 2:
@@ -77,6 +77,8 @@ def _styled(draw, text: str) -> str:
         return text + draw(st.sampled_from(["s", "es", "ies"]))
     if style == 5:
         return text.translate({ord(c): c.upper() for c in "aeiou"})  # odd case changes
+    if style == 6:  # full width, as some Chinese input methods type it
+        return text.translate({cp - 0xFEE0: cp for cp in range(0xFF01, 0xFF5F)})
     return text
 
 

@@ -38,7 +38,7 @@ from .entry import Entry
 THRESHOLD = 0.85  # text alone
 CONCEPT_THRESHOLD = 0.6  # text + the same concept set
 POSTING_CAP = 64  # questions per probe gram beyond which the gram is no longer a probe
-CANDIDATE_CAP = 32  # candidates checked per question (those sharing the most probe grams)
+CANDIDATE_CAP = 16  # candidates checked per question (those sharing the most probe grams)
 MAX_ALSO_IN = 100  # "also in" lists at most this many other entries of a group
 
 _ASPECTS = {
@@ -221,23 +221,25 @@ def group_labels(
         size_i = len(gi)
         text_min = THRESHOLD * size_i
         concept_min = CONCEPT_THRESHOLD * size_i
+        aspects_i, concepts_i = sig.aspects, sig.concepts
         root_i = find(i)
         for j in candidates:
-            gj = gram_sets[j]
-            size_j = len(gj)
-            # length filter (Dice is at most 2 min / sum): cheap, before the set work
-            if 2 * min(size_i, size_j) < (concept_min + CONCEPT_THRESHOLD * size_j) - 1e-9:
-                continue
-            other = sigs[j]
-            if other.aspects != sig.aspects:
-                continue
             root_j = parent[j]
             if parent[root_j] != root_j:
                 root_j = find(j)
             if root_j == root_i:
+                continue  # grouped already (near-duplicates: most candidates)
+            gj = gram_sets[j]
+            size_j = len(gj)
+            # length filter (Dice is at most 2 min / sum): cheap, before the set work
+            small = 2 * (size_i if size_i < size_j else size_j)
+            if small < concept_min + CONCEPT_THRESHOLD * size_j - 1e-9:
                 continue
-            same_concepts = bool(sig.concepts) and sig.concepts == other.concepts
-            if not same_concepts and 2 * min(size_i, size_j) < text_min + THRESHOLD * size_j - 1e-9:
+            other = sigs[j]
+            if other.aspects != aspects_i:
+                continue
+            same_concepts = bool(concepts_i) and concepts_i == other.concepts
+            if not same_concepts and small < text_min + THRESHOLD * size_j - 1e-9:
                 continue
             if _dice_ok(len(gi & gj), size_i, size_j, same_concepts):
                 union(root_j, root_i)
