@@ -94,8 +94,11 @@ _FOLLOW_SCAN = 2000  # keys scanned to learn what may follow a unit (beyond: no 
 
 def _parts(run: str) -> tuple[str, ...]:
     """The units of one Latin run (they tile it: lengths add up to the run's)."""
-    if run.islower() and run.isalpha():
-        return (run,)  # what split_identifier gives for a lower-case word, without the work
+    if run.isalpha():  # what split_identifier gives for a plain word, without the work
+        if run.islower():
+            return (run,)
+        if run.isupper() or (run[0].isupper() and run[1:].islower()):
+            return (run.lower(),)
     return split_identifier(run) if len(run) <= _LONG_RUN else split_identifier.__wrapped__(run)
 
 

@@ -39,6 +39,7 @@ KEEP_WHOLE = frozenset(
     deberta roberta pytorch xlnet""".split()
 )
 _KEEP_WHOLE_MAX = max(map(len, KEEP_WHOLE))
+_KEEP_WHOLE_RE = re.compile("|".join(sorted(KEEP_WHOLE)))
 IS_CJK = re.compile(rf"[{_CJK}]")
 
 STOP_EN = frozenset(
@@ -97,6 +98,8 @@ def _keep_whole(chunk: str, pieces: list[str]) -> list[str]:
     if len(pieces) < 2:
         return pieces
     lower = chunk.lower()
+    if _KEEP_WHOLE_RE.search(lower) is None:
+        return pieces  # no name to keep whole anywhere in it (the usual case)
     starts = [0]
     for piece in pieces:
         starts.append(starts[-1] + len(piece))
