@@ -16,7 +16,8 @@ only with those that share one of its *probe grams*. The pieces work one questio
 Approximation, for hostile input only (the work per question is bounded): a probe gram whose
 posting list already holds ``POSTING_CAP`` questions is neither scanned nor extended (100k
 headings ``## Heading N`` all share their rarest bigrams), and when a question's lists hold more
-than ``CANDIDATE_CAP`` candidates only those sharing the most probe grams are checked. So two
+than ``CANDIDATE_CAP`` candidates only those sharing the most probe grams are checked (at most
+CANDIDATE_CAP of them that are not in its group already). So two
 questions that share nothing but crowded grams may not be compared; questions with the same
 intent key and aspects are always grouped (exact buckets). On real notes the caps are not
 reached (the bundled corpus and a 1k-entry notes repository give exactly the groups of the
@@ -38,7 +39,8 @@ from .entry import Entry
 THRESHOLD = 0.85  # text alone
 CONCEPT_THRESHOLD = 0.6  # text + the same concept set
 POSTING_CAP = 64  # questions per probe gram beyond which the gram is no longer a probe
-CANDIDATE_CAP = 16  # candidates checked per question (those sharing the most probe grams)
+CANDIDATE_CAP = 32  # candidates checked per question (those sharing the most probe grams)
+_SCAN_FACTOR = 4  # ... among this many times as many (those grouped with it already are free)
 MAX_ALSO_IN = 100  # "also in" lists at most this many other entries of a group
 
 _ASPECTS = {
@@ -213,9 +215,9 @@ def group_labels(
                 total += len(posted)
         if total <= candidate_cap:
             candidates: Iterable[int] = set().union(*scanned)
-        else:  # those that share the most probe grams, at most candidate_cap of them
+        else:  # those that share the most probe grams first
             shared = Counter(itertools.chain.from_iterable(scanned))
-            candidates = [j for j, _n in shared.most_common(candidate_cap)]
+            candidates = [j for j, _n in shared.most_common(_SCAN_FACTOR * candidate_cap)]
         for posted in scanned:
             posted.append(i)
         size_i = len(gi)
@@ -223,12 +225,16 @@ def group_labels(
         concept_min = CONCEPT_THRESHOLD * size_i
         aspects_i, concepts_i = sig.aspects, sig.concepts
         root_i = find(i)
+        budget = candidate_cap
         for j in candidates:
             root_j = parent[j]
             if parent[root_j] != root_j:
                 root_j = find(j)
             if root_j == root_i:
-                continue  # grouped already (near-duplicates: most candidates)
+                continue  # grouped already (near-duplicates: most candidates), free
+            if budget == 0:
+                break
+            budget -= 1
             gj = gram_sets[j]
             size_j = len(gj)
             # length filter (Dice is at most 2 min / sum): cheap, before the set work
