@@ -42,6 +42,18 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("llmref")) / "index"
 
 
+def glossary_cache(settings: Settings) -> Path | None:
+    """Where compiled glossaries are kept (a private folder beside the indexes), or None when
+    it cannot be had: a glossary then loads from its YAML every time."""
+    from .cache import UnsafeCache, private_dir
+
+    try:
+        private_dir(settings.cache)  # refused as a whole, like the indexes' folder
+        return private_dir(settings.cache / "glossary")
+    except (OSError, UnsafeCache):
+        return None
+
+
 def config_file() -> Path:
     return Path(os.environ.get(ENV_CONFIG) or Path(user_config_dir("llmref")) / "config.yaml")
 

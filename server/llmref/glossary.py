@@ -20,17 +20,39 @@ name, or a field of the wrong type, becomes a Problem with file and line.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import re
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
+from . import __version__
 from .corpus.loader import Problem, decode
-from .normalize import IS_CJK, singular, split_identifier, width_fold
+from .glossary_yaml import simple_items
+from .matching import (
+    ABBREVIATIONS as ABBREVIATIONS,
+)
+from .matching import (
+    KIND_RANK as KIND_RANK,
+)
+from .matching import (
+    MAX_UNITS as MAX_UNITS,
+)
+from .matching import (
+    Match as Match,
+)
+from .matching import (
+    TermMatcher as TermMatcher,
+)
+from .matching import (
+    term_key as term_key,
+)
+from .normalize import ANALYZER_VERSION, width_fold
 
 log = logging.getLogger("llmref.glossary")
 
@@ -39,30 +61,14 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 LIST_FIELDS = ("zh", "aliases", "code", "related", "covered_by", "context_code", "context")
 KNOWN_FIELDS = frozenset({"id", "name", "definition", "common_word", *LIST_FIELDS})
-MAX_UNITS = 10
 
-# abbreviations that identifiers use for words terms spell out (rotary_emb, flash_attn)
-ABBREVIATIONS: dict[str, tuple[str, ...]] = {
-    "attn": ("attention",),
-    "emb": ("embedding",),
-    "embed": ("embedding",),
-    "embd": ("embedding",),
-    "pos": ("position", "positional"),
-    "seq": ("sequence",),
-    "len": ("length",),
-    "proj": ("projection",),
-    "ctx": ("context",),
-    "tok": ("token",),
-    "lr": ("learning rate",),
-    "ckpt": ("checkpoint",),
-    "grad": ("gradient",),
-    "accum": ("accumulation",),
-    "quant": ("quantization",),
-    "norm": ("normalization",),
-    "param": ("parameter",),
-    "params": ("parameter",),
-    "kv": ("key value",),
-}
+# Limits for hostile or accidental input (a glossary is a hand-written file):
+MAX_CONCEPTS = 200_000  # concepts over all glossary files; the rest is refused, with a warning
+MAX_FILE_BYTES = 64 << 20  # a larger glossary file is refused, with a warning
+
+_CACHE_FORMAT = "llmref-glossary"
+_CACHE_VERSION = 2  # bump when the cached form (or what it is computed from) changes
+_CACHE_FILES = 4  # compiled glossaries kept in a cache dir (several corpus configurations)
 
 
 @dataclass
@@ -101,152 +107,9 @@ class Concept:
         return [self.name, *self.zh, *self.aliases]
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    start: int  # character offsets in the matched text
-    end: int
-    concept: str  # concept id
-    kind: str  # name / aliases / zh / code
-    units: int  # how many units (identifier parts, Chinese characters) it spans
-    key: str = ""  # the term key that matched
-    expanded: bool = False  # an abbreviation was expanded to match (emb -> embedding)
-
-
 def concept_id(name: str) -> str:
     slug = re.sub(r"[^0-9a-z\u3400-\u9fff]+", "-", width_fold(name).casefold()).strip("-")
     return slug or "concept"
-
-
-# --- units: the one tokenization that terms and texts are matched on ------------------------
-
-_UNIT_RUN = re.compile(r"[A-Za-z0-9]+|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_JOIN_GAP = re.compile(r"[\s_\-/.]*")  # what may separate the units of one term
-
-
-@dataclass(frozen=True, slots=True)
-class _Unit:
-    text: str
-    start: int
-    end: int
-    joinable: bool  # may follow the previous unit inside one term
-
-
-def _units(text: str) -> list[_Unit]:
-    text = width_fold(text)
-    out: list[_Unit] = []
-    prev_end = 0
-    for m in _UNIT_RUN.finditer(text):
-        gap = text[prev_end : m.start()]
-        joinable = bool(out) and _JOIN_GAP.fullmatch(gap) is not None
-        run = m.group()
-        if IS_CJK.match(run):
-            out.append(_Unit(run, m.start(), m.end(), joinable))
-        else:
-            # camel parts: their own spans (a run has no separators, so the parts tile it)
-            offset = m.start()
-            for k, part in enumerate(split_identifier(run)):
-                out.append(_Unit(part, offset, offset + len(part), joinable if k == 0 else True))
-                offset += len(part)
-        prev_end = m.end()
-    return out
-
-
-@lru_cache(maxsize=65536)
-def term_key(text: str) -> str:
-    """The matching key of a term: its units, singular, concatenated."""
-    return "".join(singular(u.text) for u in _units(text))
-
-
-def _matchable(key: str) -> bool:
-    """Keys too short to mean anything (``<s>`` -> ``s``) are never matched."""
-    return len(key) >= 2 or (bool(key) and not key.isascii())
-
-
-def _alternatives(unit: str) -> tuple[str, ...]:
-    alts = [unit]
-    s = singular(unit)
-    if s != unit:
-        alts.append(s)
-    for expansion in ABBREVIATIONS.get(unit, ()):
-        alts.append(term_key(expansion))
-    return tuple(alts)
-
-
-class TermMatcher:
-    """Finds glossary terms in text; longest terms first."""
-
-    def __init__(self, concepts: Iterable[Concept]) -> None:
-        self.keys: dict[str, list[tuple[str, str]]] = {}
-        concepts_list = list(concepts)
-        for concept in concepts_list:
-            for text, kind in concept.forms():
-                key = term_key(text)
-                if not _matchable(key):
-                    continue
-                bucket = self.keys.setdefault(key, [])
-                if (concept.id, kind) not in bucket:
-                    bucket.append((concept.id, kind))
-        # (key, concept) pairs whose written form is an acronym or brand (RoPE, LoRA, GQA):
-        # distinctive even as one part of a longer identifier (rope_theta, lora_alpha)
-        self.acronyms: set[tuple[str, str]] = set()
-        for concept in concepts_list:
-            for text, _kind in concept.forms():
-                if " " not in text and sum(ch.isupper() for ch in text) >= 2 and text.isascii():
-                    self.acronyms.add((term_key(text), concept.id))
-        self.prefixes: set[str] = set()
-        for key in self.keys:
-            for i in range(1, len(key) + 1):
-                self.prefixes.add(key[:i])
-
-    def all_matches(self, text: str) -> list[Match]:
-        """Every (possibly overlapping) occurrence of a term in ``text``."""
-        units = _units(text)
-        found: list[Match] = []
-        for i in range(len(units)):
-            self._extend(units, i, i, "", found)
-        return found
-
-    def _extend(
-        self,
-        units: list[_Unit],
-        first: int,
-        j: int,
-        acc: str,
-        found: list[Match],
-        expanded: bool = False,
-    ) -> None:
-        if j >= len(units) or j - first >= MAX_UNITS:
-            return
-        if j > first and not units[j].joinable:
-            return
-        for n, alt in enumerate(_alternatives(units[j].text)):
-            key = acc + alt
-            if key not in self.prefixes:
-                continue
-            exp = expanded or (n > 0 and singular(units[j].text) != alt)
-            for concept, kind in self.keys.get(key, ()):
-                found.append(
-                    Match(units[first].start, units[j].end, concept, kind, j - first + 1, key, exp)
-                )
-            self._extend(units, first, j + 1, key, found, exp)
-
-    def find(self, text: str) -> list[Match]:
-        """Non-overlapping matches, longest first, in text order."""
-        chosen: list[Match] = []
-        taken: list[tuple[int, int]] = []
-        best = sorted(self.all_matches(text), key=lambda m: (-(m.end - m.start), -m.units, m.start))
-        for m in best:
-            if any(m.start < e and s < m.end for s, e in taken):
-                # the same span may name several concepts (an ambiguous alias): keep them all
-                if not any(c.start == m.start and c.end == m.end for c in chosen):
-                    continue
-            chosen.append(m)
-            taken.append((m.start, m.end))
-        return sorted(chosen, key=lambda m: (m.start, m.end))
-
-    def exact(self, text: str) -> list[str]:
-        """Concept ids whose term is exactly ``text`` (separators and case ignored)."""
-        return [c for c, _ in self.keys.get(term_key(text), ())]
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -308,8 +171,17 @@ def _str_list(value: object) -> list[str] | None:
         return []
     if isinstance(value, (str, int, float)):
         return [str(value)]
-    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
-        return [str(v).strip() for v in value if str(v).strip()]
+    if isinstance(value, list):
+        out: list[str] = []
+        for v in value:
+            if type(v) is not str:
+                if not isinstance(v, (str, int, float)):
+                    return None
+                v = str(v)
+            v = v.strip()
+            if v:
+                out.append(v)
+        return out
     return None
 
 
@@ -335,38 +207,52 @@ def _concept(item: object, path: str, line: int, problems: list[Problem]) -> Con
             values = []
         setattr(concept, key, values)
     concept.common_word = bool(item.get("common_word", False))
-    unknown = sorted(set(map(str, item)) - KNOWN_FIELDS)
+    extra = item.keys() - KNOWN_FIELDS
+    unknown = sorted(set(map(str, extra)) - KNOWN_FIELDS) if extra else []
     if unknown:
         problems.append(Problem(path, line, f"{name}: unknown field(s) {', '.join(unknown)}"))
     return concept
 
 
-def _merge(base: Concept, extra: Concept) -> None:
-    """A later definition of a concept (e.g. a user's glossary) extends the earlier one."""
+def _merge(base: Concept, extra: Concept, known: dict[str, set[str]]) -> None:
+    """A later definition of a concept (e.g. a user's glossary) extends the earlier one.
+    ``known``: the values each list of ``base`` holds (a set: merging stays linear)."""
     if extra.definition:
         base.definition = extra.definition
     for key in LIST_FIELDS:
-        values = getattr(base, key)
-        values.extend(v for v in getattr(extra, key) if v not in values)
+        values: list[str] = getattr(base, key)
+        have = known.get(key)
+        if have is None:
+            have = known[key] = set(values)
+        for v in getattr(extra, key):
+            if v not in have:
+                have.add(v)
+                values.append(v)
     base.common_word = base.common_word or extra.common_word
 
 
 class Glossary:
     def __init__(self, concepts: Iterable[Concept] = (), problems: Iterable[Problem] = ()):
-        self.concepts: dict[str, Concept] = {}
+        table: dict[str, Concept] = {}
+        self.concepts: Mapping[str, Concept] = table  # by id
         self.problems: list[Problem] = list(problems)
         self.paths: list[str] = []  # the files it was loaded from
         self.digests: list[tuple[str, str]] = []  # and their contents' hashes, when loaded
+        merged: dict[str, dict[str, set[str]]] = {}
         for concept in concepts:
-            self._add(concept)
-        self._resolve_related()
+            self._add(table, concept, merged)
+        # the term key of every form, once (related names and the matcher both need them)
+        form_keys = {cid: [term_key(text) for text, _kind in c.forms()] for cid, c in table.items()}
+        self._resolve_related(form_keys)
         self._covering: dict[str, list[str]] | None = None
-        self.matcher = TermMatcher(self.concepts.values())
+        self.matcher = TermMatcher(table.values(), form_keys)
 
-    def _add(self, concept: Concept) -> None:
-        existing = self.concepts.get(concept.id)
+    def _add(
+        self, table: dict[str, Concept], concept: Concept, merged: dict[str, dict[str, set[str]]]
+    ) -> None:
+        existing = table.get(concept.id)
         if existing is None:
-            self.concepts[concept.id] = concept
+            table[concept.id] = concept
             return
         if existing.file == concept.file:
             self.problems.append(
@@ -376,17 +262,18 @@ class Glossary:
                     f"{concept.name}: defined again (first at line {existing.line}); merged",
                 )
             )
-        _merge(existing, concept)
+        _merge(existing, concept, merged.setdefault(concept.id, {}))
 
-    def _resolve_related(self) -> None:
+    def _resolve_related(self, form_keys: dict[str, list[str]]) -> None:
         by_key: dict[str, str] = {}
-        for concept in self.concepts.values():
-            for text, _kind in concept.forms():
-                by_key.setdefault(term_key(text), concept.id)
-            by_key.setdefault(term_key(concept.id), concept.id)
+        for cid in self.concepts:
+            for key in form_keys[cid]:
+                by_key.setdefault(key, cid)
+            by_key.setdefault(term_key(cid), cid)
         for concept in self.concepts.values():
             for list_field in ("related", "covered_by"):
                 resolved: list[str] = []
+                have: set[str] = set()
                 for ref in getattr(concept, list_field):
                     target = by_key.get(term_key(ref))
                     if target is None:
@@ -397,33 +284,66 @@ class Glossary:
                                 f"{concept.name}: unknown {list_field} concept {ref!r}",
                             )
                         )
-                    elif target != concept.id and target not in resolved:
+                    elif target != concept.id and target not in have:
+                        have.add(target)
                         resolved.append(target)
                 setattr(concept, list_field, resolved)
 
     @classmethod
-    def load(cls, paths: Iterable[Path]) -> Glossary:
+    def load(
+        cls,
+        paths: Iterable[Path],
+        *,
+        cache_dir: Path | None = None,
+        max_concepts: int = MAX_CONCEPTS,
+        max_file_bytes: int = MAX_FILE_BYTES,
+    ) -> Glossary:
+        """Load glossary files (later ones extend earlier ones).
+
+        ``cache_dir``: where a compiled form is kept (plain JSON, keyed by the files' digests
+        and these limits; never code): a big glossary loads from it in a fraction of the time
+        of parsing it. None: no disk cache. ``max_concepts`` (over all files) and
+        ``max_file_bytes`` (per file) bound what a glossary may cost; beyond them the rest is
+        refused with one problem naming the file.
+        """
         paths = list(paths)
-        concepts: list[Concept] = []
+        texts: list[tuple[Path, bytes | None]] = []
         problems: list[Problem] = []
         seen: list[tuple[str, str]] = []  # (path, sha256) of exactly the bytes parsed
         for path in paths:
             try:
+                size = path.stat().st_size
+                if size > max_file_bytes:
+                    problems.append(
+                        Problem(
+                            str(path),
+                            None,
+                            f"glossary file of {size / 2**20:.1f} MB is over the limit of "
+                            f"{max_file_bytes / 2**20:.0f} MB, skipped",
+                        )
+                    )
+                    seen.append((str(path), f"too-large:{size}"))
+                    texts.append((path, None))
+                    continue
                 data = path.read_bytes()
             except OSError as exc:
                 problems.append(Problem(str(path), None, f"cannot read: {exc.strerror or exc}"))
                 seen.append((str(path), f"unreadable:{exc.errno}"))
+                texts.append((path, None))
                 continue
             seen.append((str(path), hashlib.sha256(data).hexdigest()))
-            text, problem = decode(data, path)
-            if text is None:
-                problems.append(problem or Problem(str(path), None, "unreadable"))
-                continue
-            for line, item in _items(text, str(path), problems):
-                concept = _concept(item, str(path), line, problems)
-                if concept is not None:
-                    concepts.append(concept)
-        glossary = cls(concepts, problems)
+            texts.append((path, data))
+        key = _cache_key(seen, max_concepts, max_file_bytes)
+        glossary = _read_cache(cache_dir, key) if cache_dir is not None else None
+        if glossary is None:
+            concepts: list[Concept] = []
+            for path, content in texts:
+                if content is not None:
+                    room = max_concepts - len(concepts)
+                    concepts.extend(_parse_file(path, content, problems, room, max_concepts))
+            glossary = cls(concepts, problems)
+            if cache_dir is not None:
+                _write_cache(cache_dir, key, glossary)
         glossary.paths = [str(p) for p in paths]
         glossary.digests = seen
         return glossary
@@ -454,7 +374,160 @@ class Glossary:
 
     def concepts_in(self, text: str) -> list[str]:
         """Concept ids named in text, most mentioned first (ties: first mention)."""
-        counts: dict[str, int] = {}
-        for m in self.find(text):
-            counts[m.concept] = counts.get(m.concept, 0) + 1
-        return sorted(counts, key=lambda c: -counts[c])
+        return self.matcher.concepts_in(text)
+
+
+def _parse_file(
+    path: Path, data: bytes, problems: list[Problem], room: int, limit: int
+) -> list[Concept]:
+    """The concepts of one file, at most ``room`` of them (then one problem says so)."""
+    text, problem = decode(data, path)
+    if text is None:
+        problems.append(problem or Problem(str(path), None, "unreadable"))
+        return []
+    fast = simple_items(text)
+    items = fast if fast is not None else _items(text, str(path), problems)
+    concepts: list[Concept] = []
+    for n, (line, item) in enumerate(items):
+        if len(concepts) >= room:
+            problems.append(
+                Problem(
+                    str(path),
+                    line,
+                    f"over the limit of {limit} glossary concepts: "
+                    f"this item and the {len(items) - n - 1} after it are ignored",
+                )
+            )
+            break
+        concept = _concept(item, str(path), line, problems)
+        if concept is not None:
+            concepts.append(concept)
+    return concepts
+
+
+# --- the compiled form on disk: JSON, never code -----------------------------------------------
+
+
+def _cache_key(seen: list[tuple[str, str]], max_concepts: int, max_file_bytes: int) -> str:
+    basis = [
+        _CACHE_FORMAT,
+        _CACHE_VERSION,
+        __version__,
+        ANALYZER_VERSION,
+        max_concepts,
+        max_file_bytes,
+        seen,
+    ]
+    return hashlib.sha256(json.dumps(basis).encode()).hexdigest()
+
+
+def _cache_file(cache_dir: Path, key: str) -> Path:
+    return cache_dir / f"glossary-{key[:40]}.json"
+
+
+def _read_cache(cache_dir: Path, key: str) -> Glossary | None:
+    path = _cache_file(cache_dir, key)
+    try:
+        with path.open("rb") as f:
+            data = json.loads(f.read())
+        if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT:
+            return None
+        if data.get("key") != key:
+            return None
+        glossary = Glossary.__new__(Glossary)
+        glossary.concepts = _ConceptTable(dict(zip(data["ids"], data["concepts"], strict=True)))
+        glossary.problems = [Problem(p, line, msg) for p, line, msg in data["problems"]]
+        glossary.matcher = TermMatcher.from_state(data["matcher"])
+        glossary.paths, glossary.digests = [], []
+        glossary._covering = None
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, LookupError, TypeError, AttributeError) as exc:  # damaged
+        log.warning("ignoring the glossary cache %s: %s", path, exc)
+        return None
+    try:
+        os.utime(path)  # recently used: kept when old ones are pruned
+    except OSError:
+        pass
+    return glossary
+
+
+def _concept_row(c: Concept) -> str:
+    """A concept as a JSON text of its own: decoded when first used (a 100k-concept glossary
+    loads without building 100k objects nobody looks at)."""
+    row = {
+        "name": c.name,
+        "definition": c.definition,
+        **{key: getattr(c, key) for key in LIST_FIELDS},
+        "common_word": c.common_word,
+        "file": c.file,
+        "line": c.line,
+    }
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+
+
+class _ConceptTable(Mapping[str, Concept]):
+    """Concepts by id, each made from its JSON row when first asked for."""
+
+    def __init__(self, rows: dict[str, str]) -> None:
+        self._rows = rows
+        self._made: dict[str, Concept] = {}
+
+    def __getitem__(self, cid: str) -> Concept:
+        concept = self._made.get(cid)
+        if concept is None:
+            row = self._rows[cid]
+            try:
+                fields = json.loads(row)
+                concept = Concept(
+                    id=cid,
+                    name=str(fields["name"]),
+                    definition=str(fields["definition"]),
+                    **{key: list(fields[key]) for key in LIST_FIELDS},
+                    common_word=bool(fields["common_word"]),
+                    file=str(fields["file"]),
+                    line=int(fields["line"]),
+                )
+            except (ValueError, TypeError, KeyError) as exc:  # a damaged cache: a bare concept
+                log.warning("glossary cache: concept %s unreadable: %s", cid, exc)
+                concept = Concept(cid, cid)
+            self._made[cid] = concept
+        return concept
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, cid: object) -> bool:
+        return cid in self._rows
+
+
+def _write_cache(cache_dir: Path, key: str, glossary: Glossary) -> None:
+    data = {
+        "format": _CACHE_FORMAT,
+        "key": key,
+        "ids": list(glossary.concepts),
+        "concepts": [_concept_row(c) for c in glossary.concepts.values()],
+        "problems": [[p.path, p.line, p.message] for p in glossary.problems],
+        "matcher": glossary.matcher.to_state(),
+    }
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=".glossary-", suffix=".tmp", dir=cache_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                # dumps, not dump: only dumps has the C encoder (~10x faster)
+                f.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+            os.replace(tmp, _cache_file(cache_dir, key))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        old = sorted(
+            cache_dir.glob("glossary-*.json"), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        for stale in old[_CACHE_FILES:]:
+            stale.unlink(missing_ok=True)
+    except OSError as exc:  # a read-only or full disk: the glossary works without it
+        log.warning("cannot write the glossary cache in %s: %s", cache_dir, exc)

@@ -232,7 +232,7 @@ class Reference:
         glossary_paths = config.glossary_paths(found.glossaries)
         glossary_digests = digests(glossary_paths)
         if glossary is None or glossary.digests != glossary_digests:  # other files, or edited
-            glossary = Glossary.load(glossary_paths)
+            glossary = Glossary.load(glossary_paths, cache_dir=config.glossary_cache(settings))
         cfg = Config(settings.roots(), settings.rules(), glossary_paths, glossary.digests)
         problems = list(settings.problems) + list(found.problems)
         opened = None

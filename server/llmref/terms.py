@@ -112,13 +112,8 @@ class TermFinder:
         self._lower_code = frozenset(
             (term_key(x), c.id) for c in glossary.concepts.values() for x in c.code if x.islower()
         )
-        rows: list[tuple[str, int, str, str, str]] = []
-        for concept in glossary.concepts.values():
-            for text, kind in concept.forms():
-                key = term_key(text)
-                if key in glossary.matcher.keys:
-                    rows.append((key, _KIND_RANK[kind], text, concept.id, kind))
-        rows.sort()
+        # (key, kind rank, form, concept id, kind) of every matchable form, sorted
+        rows: list[tuple[str, int, str, str, str]] = glossary.matcher.forms
         self._rows = rows
         self._keys = [r[0] for r in rows]
 

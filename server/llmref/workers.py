@@ -104,6 +104,7 @@ def parallel_index(
             job = {
                 "index": str(index_dir),
                 "glossary": [str(p) for p in config.glossary_paths],
+                "glossary_cache": str(index_dir.parent.parent.parent / "glossary"),
                 "glossary_digests": config.glossary_digests,
                 "notes": [
                     [str(n.path), n.display, n.sort, n.size, n.mtime_ns, slugs.get(n.display)]
@@ -308,7 +309,10 @@ def _worker() -> int:
         from .index import document
         from .ranking import names_text
 
-        glossary = Glossary.load([Path(p) for p in job["glossary"]])
+        cache_dir = Path(job["glossary_cache"])
+        glossary = Glossary.load(
+            [Path(p) for p in job["glossary"]], cache_dir=cache_dir if cache_dir.is_dir() else None
+        )
         if [list(d) for d in glossary.digests] != [list(d) for d in job["glossary_digests"]]:
             raise RuntimeError("the glossary changed during the build")
         ix = FileStorage(job["index"], supports_mmap=False).open_index()

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmref.glossary import Glossary, term_key
+from llmref.glossary_yaml import simple_items
 
-from ..conftest import CORPUS
+from ..conftest import CORPUS, ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from inputs import glossary_yaml  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +153,205 @@ def test_a_user_glossary_extends_a_bundled_concept(tmp_path):
     assert g.lookup("kvc").name == "KV cache" and g.lookup("键值缓存").name == "KV cache"
     assert g.lookup("MyTerm") is not None
     assert not g.problems
+
+
+# --- the fast reader of plain glossary YAML -----------------------------------------------------
+
+
+def pyyaml_items(text: str):
+    root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    if root is None:
+        return []
+    constructor = yaml.constructor.SafeConstructor()
+    return [(n.start_mark.line + 1, constructor.construct_object(n, deep=True)) for n in root.value]
+
+
+def test_fast_reader_reads_the_bundled_and_a_generated_glossary_as_pyyaml_does():
+    for text in [(CORPUS / "glossary.yaml").read_text(encoding="utf-8"), glossary_yaml(300)]:
+        fast = simple_items(text)
+        assert fast is not None
+        assert fast == pyyaml_items(text)
+
+
+SCALARS = [
+    "KV cache",
+    "键值缓存",
+    "A(s,a)",
+    "Goodhart's law",
+    "7B",
+    "fp16",
+    "yes",
+    "No",
+    "null",
+    "~",
+    "1.5",
+    "12",
+    "0x1F",
+    "2020-01-01",
+    "-x",
+    "- x",
+    "a: b",
+    "a #b",
+    "C#",
+    "a,b",
+    "[x]",
+    "{x}",
+    "&a",
+    "*a",
+    "!tag",
+    "|",
+    ">",
+    "%",
+    "@",
+    "`",
+    "?x",
+    "'q'",
+    '"q"',
+    "'it''s'",
+    '"a\\"b"',
+    "é",
+    "x:",
+    "a\tb",
+    "  padded  ",
+    "<<",
+    "=",
+    "true",
+    "Off",
+    ".inf",
+    "",
+    "a'b",
+    'a"b',
+    "x # c",
+]
+
+
+BENIGN = ["KV cache", "键值缓存", "A(s,a)", "Goodhart's law", "7B", "fp16", "C#", "a,b", "é"]
+VALUES = st.sampled_from(BENIGN * 8 + SCALARS)  # mostly the plain shape, sometimes not
+
+
+@st.composite
+def plain_glossary(draw) -> str:
+    lines = []
+    for _ in range(draw(st.integers(0, 4))):
+        fields = draw(
+            st.lists(
+                st.sampled_from(
+                    ["name", "zh", "aliases", "definition", "common_word"] * 4 + ["yes", "x y"]
+                ),
+                min_size=1,
+                max_size=4,
+            )
+        )
+        for n, key in enumerate(fields):
+            if draw(st.booleans()):
+                value = (
+                    "["
+                    + draw(st.sampled_from([", ", ",", " , "])).join(
+                        draw(st.lists(VALUES, max_size=3))
+                    )
+                    + "]"
+                )
+            else:
+                value = draw(VALUES)
+            sep = draw(st.sampled_from([": "] * 6 + [":", ":  "]))
+            lines.append(
+                ("- " if n == 0 else draw(st.sampled_from(["  "] * 8 + ["   ", " "])))
+                + key
+                + sep
+                + value
+            )
+        if draw(st.booleans()):
+            lines.append(
+                draw(st.sampled_from(["# comment", "  # indented", "", "  "] * 3 + ["---", "\t"]))
+            )
+    return draw(st.sampled_from(["\n", "\r\n"])).join(lines)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=plain_glossary())
+def test_fast_reader_agrees_with_pyyaml_or_hands_over(text):
+    fast = simple_items(text)
+    if fast is None:
+        return  # PyYAML reads it
+    assert fast == pyyaml_items(text)
+
+
+# --- limits and the compiled form on disk -------------------------------------------------------
+
+
+def same_glossary(a: Glossary, b: Glossary) -> None:
+    assert list(a.concepts) == list(b.concepts)
+    for cid, concept in a.concepts.items():
+        assert b.concepts[cid] == concept
+    assert a.problems == b.problems
+    assert a.matcher.keys == b.matcher.keys
+    assert a.matcher.acronyms == b.matcher.acronyms
+    assert a.matcher.forms == b.matcher.forms
+
+
+def test_cache_gives_the_same_glossary_and_is_json(tmp_path):
+    paths = [CORPUS / "glossary.yaml"]
+    plain = Glossary.load(paths)
+    first = Glossary.load(paths, cache_dir=tmp_path)
+    files = list(tmp_path.glob("glossary-*.json"))
+    assert len(files) == 1
+    json.loads(files[0].read_text(encoding="utf-8"))  # plain data, nothing to execute
+    second = Glossary.load(paths, cache_dir=tmp_path)
+    for g in (first, second):
+        same_glossary(plain, g)
+        assert g.digests == plain.digests and g.paths == plain.paths
+    text = "今天复习了旋转位置编码和KV cache, LlamaRMSNorm"
+    assert second.find(text) == plain.find(text)
+
+
+def test_an_edited_glossary_is_never_served_from_a_stale_cache(tmp_path):
+    path = write(tmp_path, "- name: KV cache\n  zh: [键值缓存]\n")
+    cache = tmp_path / "cache"
+    assert Glossary.load([path], cache_dir=cache).lookup("kvc") is None
+    path.write_text("- name: KV cache\n  aliases: [kvc]\n", encoding="utf-8")
+    assert Glossary.load([path], cache_dir=cache).lookup("kvc").name == "KV cache"
+
+
+def test_a_damaged_cache_is_ignored(tmp_path):
+    path = write(tmp_path, "- name: KV cache\n  zh: [键值缓存]\n")
+    cache = tmp_path / "cache"
+    Glossary.load([path], cache_dir=cache)
+    (file,) = cache.glob("glossary-*.json")
+    for damage in ["{not json", '{"format": "llmref-glossary"}', "[]", json.dumps({"x": 1})]:
+        file.write_text(damage, encoding="utf-8")
+        g = Glossary.load([path], cache_dir=cache)
+        assert g.lookup("键值缓存").name == "KV cache"
+
+
+def test_an_unwritable_cache_dir_costs_nothing_but_the_cache(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    g = Glossary.load([CORPUS / "glossary.yaml"], cache_dir=blocker / "sub")
+    assert g.lookup("RoPE") is not None
+
+
+def test_too_many_concepts_are_refused_with_one_problem_naming_the_file(tmp_path):
+    path = write(tmp_path, glossary_yaml(50))
+    g = Glossary.load([path], max_concepts=20)
+    assert len(g) == 20
+    over = [p for p in g.problems if "over the limit" in p.message]
+    assert len(over) == 1 and over[0].path == str(path)
+    assert "30 after it are ignored" in over[0].message or "29 after it" in over[0].message
+
+
+def test_a_too_big_glossary_file_is_refused(tmp_path):
+    small = write(tmp_path, "- name: KV cache\n  zh: [键值缓存]\n")
+    big = tmp_path / "big.yaml"
+    big.write_text(glossary_yaml(50), encoding="utf-8")
+    g = Glossary.load([small, big], max_file_bytes=4096)
+    assert [c.name for c in g.concepts.values()] == ["KV cache"]  # the small one loads
+    (problem,) = g.problems
+    assert problem.path == str(big)
+    assert "over the limit" in problem.message and "skipped" in problem.message
+
+
+def test_many_definitions_of_one_concept_merge_in_linear_time(tmp_path):
+    items = "".join(f"- name: KV cache\n  aliases: [kvc{i}, shared]\n" for i in range(20_000))
+    g = Glossary.load([write(tmp_path, items)])
+    (concept,) = g.concepts.values()
+    assert concept.aliases[:3] == ["kvc0", "shared", "kvc1"] and len(concept.aliases) == 20_001

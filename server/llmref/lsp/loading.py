@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from ..config import Settings, glossary_paths
+from ..config import Settings, glossary_cache, glossary_paths
 from ..corpus.loader import scan
 from ..glossary import Glossary
 from ..terms import TermFinder
@@ -62,7 +62,9 @@ class Loader:
         """The glossary, synchronously (~0.15 s): hovers work before the index is ready."""
         settings = self.server.settings()
         found = scan(settings.roots(), settings.rules())
-        glossary = Glossary.load(glossary_paths(found.glossaries))
+        glossary = Glossary.load(
+            glossary_paths(found.glossaries), cache_dir=glossary_cache(settings)
+        )
         self.server.glossary, self.server.finder = glossary, TermFinder(glossary)
 
     # --- loading -------------------------------------------------------------------------------
