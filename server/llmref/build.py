@@ -206,39 +206,89 @@ class _Vocab:
         self.delta.clear()
 
 
-def _insert_file(
-    db, fr: FileResult, vocab: _Vocab, glossary: Glossary
-) -> list[tuple[int, Entry, grouping.Signature]]:
-    """Write one file's rows (entries, concepts, snippets; not groups): (rowid, entry, sig)."""
-    cur = db.execute(
-        "INSERT INTO files (path, display, sort, mtime_ns, size, digest, problems) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (fr.path, fr.display, fr.sort, fr.mtime_ns, fr.size, fr.digest, json.dumps(fr.problems)),
-    )
-    file_id = cur.lastrowid
-    out: list[tuple[int, Entry, grouping.Signature]] = []
+@dataclass
+class PreparedEntry:
+    """The store's rows for one entry (computed where the file is parsed)."""
+
+    id: str
+    data: str  # the entry as JSON
+    sig: grouping.Signature
+    groups: bool  # takes part in duplicate grouping
+    about: list[tuple[str, int, str]]  # (concept, tier, rank key)
+    snippets: list[tuple[str, str, str, str]]  # (name, key, code, language)
+    words: list[str]  # Latin words (did-you-mean vocabulary)
+
+
+@dataclass
+class Prepared:
+    """One file's rows for the store: what a build worker sends back."""
+
+    path: str
+    display: str
+    sort: str
+    size: int
+    mtime_ns: int
+    digest: str
+    problems: list[list]
+    entries: list[PreparedEntry]
+
+
+def prepare(fr: FileResult, glossary: Glossary) -> Prepared:
+    """The store rows of a parsed file (pure: runs in build workers too)."""
+    entries: list[PreparedEntry] = []
     for ord_, entry in enumerate(fr.entries):
-        sig = grouping.signature(entry.question, entry.question_concepts)
-        cur = db.execute(
-            "INSERT INTO entries (id, file, ord, grp, sig, ngrams, data) VALUES (?, ?, ?, NULL, ?, ?, ?)",
-            (entry.id, file_id, ord_, _sig_json(sig), len(grouping.grams(sig)), entry_json(entry)),
-        )
-        rowid = cur.lastrowid
+        about: list[tuple[str, int, str]] = []
         for cid in about_candidates(entry, glossary):
             concept = glossary.get(cid)
             rank = about_key(entry, concept) if concept is not None else None
             if rank is not None:
-                key = sort_key(*rank, fr.sort, ord_)
-                db.execute(
-                    "INSERT OR IGNORE INTO about VALUES (?, ?, ?, ?)", (cid, rank[0], key, rowid)
-                )
-        for snippet in extract_snippets(entry):
-            db.execute(
-                "INSERT INTO snippets (entry, name, key, code, language) VALUES (?, ?, ?, ?, ?)",
-                (rowid, snippet.name, _key(snippet.name), snippet.code, snippet.language),
+                about.append((cid, rank[0], sort_key(*rank, fr.sort, ord_)))
+        snippets = [
+            (sn.name, _key(sn.name), sn.code, sn.language) for sn in extract_snippets(entry)
+        ]
+        entries.append(
+            PreparedEntry(
+                entry.id,
+                entry_json(entry),
+                grouping.signature(entry.question, entry.question_concepts),
+                _groups(entry),
+                about,
+                snippets,
+                sorted(latin_words(entry)),
             )
-        vocab.add(latin_words(entry), 1)
-        out.append((rowid, entry, sig))
+        )
+    return Prepared(
+        fr.path, fr.display, fr.sort, fr.size, fr.mtime_ns, fr.digest, fr.problems, entries
+    )
+
+
+def _insert_file(db, p: Prepared, vocab: _Vocab) -> list[tuple[int, PreparedEntry]]:
+    """Write one file's rows (entries, concepts, snippets; not groups): (rowid, entry)."""
+    cur = db.execute(
+        "INSERT INTO files (path, display, sort, mtime_ns, size, digest, problems) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (p.path, p.display, p.sort, p.mtime_ns, p.size, p.digest, json.dumps(p.problems)),
+    )
+    file_id = cur.lastrowid
+    out: list[tuple[int, PreparedEntry]] = []
+    about: list[tuple[str, int, str, int]] = []
+    snippets: list[tuple[int, str, str, str, str]] = []
+    for ord_, e in enumerate(p.entries):
+        cur = db.execute(
+            "INSERT INTO entries (id, file, ord, grp, sig, ngrams, data) "
+            "VALUES (?, ?, ?, NULL, ?, ?, ?)",
+            (e.id, file_id, ord_, _sig_json(e.sig), len(grouping.grams(e.sig)), e.data),
+        )
+        rowid = cur.lastrowid
+        assert rowid is not None
+        about.extend((cid, tier, key, rowid) for cid, tier, key in e.about)
+        snippets.extend((rowid, *sn) for sn in e.snippets)
+        vocab.add(e.words, 1)
+        out.append((rowid, e))
+    db.executemany("INSERT OR IGNORE INTO about VALUES (?, ?, ?, ?)", about)
+    db.executemany(
+        "INSERT INTO snippets (entry, name, key, code, language) VALUES (?, ?, ?, ?, ?)", snippets
+    )
     return out
 
 
@@ -471,11 +521,11 @@ def _group_all(db, rows: Sequence[tuple[int, str, grouping.Signature]]) -> None:
     )
 
 
-def _add_probe_grams(db, rows: Sequence[tuple[int, Entry, grouping.Signature]]) -> None:
+def _add_probe_grams(db, rows: Sequence[tuple[int, grouping.Signature]]) -> None:
     ranks = _Ranks(db)
     db.executemany(
         "INSERT OR IGNORE INTO grams VALUES (?, ?, ?)",
-        (row for rowid, _e, sig in rows for row in _probe_rows(rowid, sig, ranks)),
+        (row for rowid, sig in rows for row in _probe_rows(rowid, sig, ranks)),
     )
 
 
@@ -573,13 +623,13 @@ def full_build(
         rows: list[tuple[int, str, grouping.Signature]] = []
         vocab = _Vocab()
 
-        def take(db, fr: FileResult) -> None:
+        def take(db, prepared: Prepared) -> None:
             nonlocal done
-            for rowid, entry, sig in _insert_file(db, fr, vocab, glossary):
-                if _groups(entry):
-                    rows.append((rowid, entry.id, sig))
+            for rowid, entry in _insert_file(db, prepared, vocab):
+                if entry.groups:
+                    rows.append((rowid, entry.id, entry.sig))
                 report.entries += 1
-            done += fr.size
+            done += prepared.size
             if progress is not None:
                 progress(done, total)
 
@@ -601,7 +651,7 @@ def full_build(
                         fr = process(note, glossary, slugs.get(note.display))
                         for entry in fr.entries:
                             writer.add_document(**document(entry, names_text(entry, glossary)))
-                        take(db, fr)
+                        take(db, prepare(fr, glossary))
                     _group_all(db, rows)
                     vocab.flush(db)
                 writer.commit()
@@ -697,13 +747,15 @@ def sync(
                 touched: set[str] = set()
                 for path in [*removed, *(str(n.path) for n in changed)]:
                     touched |= _delete_file(db, path, vocab)
-                added: list[tuple[int, Entry, grouping.Signature]] = []
+                added: list[tuple[int, PreparedEntry]] = []
                 for fr in results:
-                    added.extend(r for r in _insert_file(db, fr, vocab, glossary) if _groups(r[1]))
+                    added.extend(
+                        r for r in _insert_file(db, prepare(fr, glossary), vocab) if r[1].groups
+                    )
                     for entry in fr.entries:
                         writer.add_document(**document(entry, names_text(entry, glossary)))
-                _add_probe_grams(db, added)
-                _regroup(db, {rowid for rowid, _e, _s in added}, touched)
+                _add_probe_grams(db, [(rowid, e.sig) for rowid, e in added])
+                _regroup(db, {rowid for rowid, _e in added}, touched)
                 vocab.flush(db)
                 db.executemany(
                     "UPDATE files SET mtime_ns=? WHERE id=?", [(n.mtime_ns, i) for n, i in restat]

@@ -19,6 +19,7 @@ Core module: no pygls, no lsprotocol, no Whoosh.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import struct
@@ -118,10 +119,11 @@ def sort_key(*parts: object) -> str:
     return "\x01".join(out)
 
 
+_STORED = tuple(f.name for f in dataclasses.fields(Entry) if f.name not in _DERIVED)
+
+
 def entry_json(entry: Entry) -> str:
-    data = entry.to_dict()
-    for key in _DERIVED:
-        data.pop(key, None)
+    data = {name: getattr(entry, name) for name in _STORED}
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 

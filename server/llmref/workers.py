@@ -94,7 +94,7 @@ def parallel_index(
     workers: int,
     on_result: Callable,
 ) -> list:
-    """Index ``notes`` in ``workers`` processes; ``on_result(FileResult)`` is called here for
+    """Index ``notes`` in ``workers`` processes; ``on_result(Prepared)`` is called here for
     each parsed file. Returns the Whoosh segments the workers wrote."""
     procs: list[subprocess.Popen] = []
     sel = selectors.DefaultSelector()
@@ -304,7 +304,7 @@ def _worker() -> int:
         from whoosh.filedb.filestore import FileStorage
         from whoosh.writing import SegmentWriter
 
-        from .build import process
+        from .build import prepare, process
         from .glossary import Glossary
         from .index import document
         from .ranking import names_text
@@ -321,7 +321,7 @@ def _worker() -> int:
             fr = process(NoteFile(Path(path), display, sort, size, mtime_ns), glossary, slug)
             for entry in fr.entries:
                 writer.add_document(**document(entry, names_text(entry, glossary)))
-            _send(out, "file", fr)
+            _send(out, "file", prepare(fr, glossary))
         segment = writer._finalize_segment()
         _send(out, "segment", segment)
     except BaseException as exc:  # the parent reports it
