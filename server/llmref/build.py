@@ -275,9 +275,9 @@ def _insert_file(db, p: Prepared, vocab: _Vocab) -> list[tuple[int, PreparedEntr
     snippets: list[tuple[int, str, str, str, str]] = []
     for ord_, e in enumerate(p.entries):
         cur = db.execute(
-            "INSERT INTO entries (id, file, ord, grp, sig, ngrams, data) "
-            "VALUES (?, ?, ?, NULL, ?, ?, ?)",
-            (e.id, file_id, ord_, _sig_json(e.sig), len(grouping.grams(e.sig)), e.data),
+            "INSERT INTO entries (id, file, ord, grp, sig, skey, ngrams, data) "
+            "VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
+            (e.id, file_id, ord_, _sig_json(e.sig), e.sig.key, len(grouping.grams(e.sig)), e.data),
         )
         rowid = cur.lastrowid
         assert rowid is not None
@@ -473,10 +473,10 @@ def _regroup(db, added: set[int], touched: set[str]) -> None:
             candidates = [
                 r[0]
                 for r in db.execute(
-                    "SELECT rowid FROM entries WHERE json_extract(sig, '$[0]') = ? AND rowid != ?",
-                    (sigs[x].key, x),
+                    "SELECT rowid FROM entries WHERE skey = ? AND rowid != ? LIMIT ?",
+                    (sigs[x].key, x, MAX_CANDIDATES),
                 )
-            ][:MAX_CANDIDATES]
+            ]
         load(candidates)
         for y in candidates:
             if y in sigs and grouping.same_question(sigs[x], sigs[y]):
@@ -640,9 +640,12 @@ def full_build(
                 segments = parallel_index(
                     gen / WHOOSH, config, found.notes, slugs, workers, lambda fr: take(db, fr)
                 )
+                phase = _phases(started, "parsed and indexed by the workers")
                 _commit_segments(index, segments)
                 _group_all(db, rows)
+                phase = _phases(phase, f"grouped {len(rows)} questions")
                 vocab.flush(db)
+            _phases(phase, "store committed")
         else:
             writer = index.writer(limitmb=256)
             try:
@@ -672,6 +675,12 @@ def full_build(
         raise
     report.seconds = time.perf_counter() - started
     return final, report
+
+
+def _phases(since: float, what: str) -> float:
+    now = time.perf_counter()
+    log.debug("build: %s in %.1fs", what, now - since)
+    return now
 
 
 def _commit_segments(index: SearchIndex, segments: list) -> None:

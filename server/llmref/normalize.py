@@ -268,9 +268,16 @@ class _Segmenter:
         return [w for w in self._search(word) if w != word and len(w) > 1]
 
     def identity(self) -> str:
-        """Which segmenter the index is built with (part of the index key)."""
-        self._cut or self._load()
-        return self.name
+        """Which segmenter the index is built with (part of the index key): decided without
+        loading the dictionary (an unchanged index opens without it)."""
+        if self._cut is not None:
+            return self.name
+        try:
+            _rjieba_class()
+            return "rjieba"
+        except Exception:
+            self._load()  # rjieba is missing: see what the fallback is
+            return self.name
 
 
 SEGMENTER = _Segmenter()

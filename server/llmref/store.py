@@ -31,7 +31,7 @@ from pathlib import Path
 from .corpus.entry import Entry
 
 STORE = "state.sqlite"
-STORE_VERSION = 3
+STORE_VERSION = 4
 MAX_ALSO_IN = 50  # "also in" lists the first 50 other members of a duplicate group
 
 _SCHEMA = """
@@ -53,11 +53,13 @@ CREATE TABLE IF NOT EXISTS entries (
     ord INTEGER NOT NULL,
     grp TEXT,
     sig TEXT NOT NULL,                -- duplicate-grouping signature (JSON)
+    skey TEXT NOT NULL,               -- its intent key (the exact-key fallback of grouping)
     ngrams INTEGER NOT NULL,
     data TEXT NOT NULL                -- the entry (JSON)
 );
 CREATE INDEX IF NOT EXISTS entries_file ON entries (file, ord);
 CREATE INDEX IF NOT EXISTS entries_grp ON entries (grp) WHERE grp IS NOT NULL;
+CREATE INDEX IF NOT EXISTS entries_skey ON entries (skey);
 CREATE TABLE IF NOT EXISTS about (
     concept TEXT NOT NULL, tier INTEGER NOT NULL, key TEXT NOT NULL, entry INTEGER NOT NULL,
     PRIMARY KEY (concept, key, entry)   -- key: ranking.about_key, then corpus order

@@ -120,8 +120,11 @@ def _ignored(specs: list[tuple[str, object]], rel: str) -> bool:
     return False
 
 
-def _walk(root: Path, rules: ScanRules, problems: list[Problem]) -> Iterable[os.DirEntry]:
-    """Files under ``root`` in sorted order, minus hidden, skipped and ignored paths."""
+def _walk(
+    root: Path, rules: ScanRules, problems: list[Problem]
+) -> Iterable[tuple[os.DirEntry, str]]:
+    """(entry, path relative to ``root``) of the files under ``root`` in sorted order, minus
+    hidden, skipped and ignored paths."""
     specs: list[tuple[str, object]] = []
     if rules.exclude:
         specs.append(("", _spec(rules.exclude)))
@@ -156,7 +159,7 @@ def _walk(root: Path, rules: ScanRules, problems: list[Problem]) -> Iterable[os.
                     continue
                 subdirs.append(rel)
             elif not _ignored(specs, rel):
-                yield child
+                yield child, rel
         # depth-first in sorted order: push in reverse
         for rel in reversed(subdirs):
             stack.append((rel, len(specs)))
@@ -178,28 +181,30 @@ def scan(roots: Iterable[tuple[Path, str]], rules: ScanRules | None = None) -> S
             continue
         root = root.resolve()
         if root.is_file():
-            candidates: Iterable = [root]
-            base = root.parent
+            candidates: Iterable[tuple[Path | os.DirEntry, str]] = [(root, root.name)]
         else:
             candidates = _walk(root, rules, out.problems)
-            base = root
-        for item in candidates:
-            path = Path(item.path) if isinstance(item, os.DirEntry) else item
+        for item, rel in candidates:
+            name = item.name
+            if name not in GLOSSARY_NAMES and (
+                os.path.splitext(name)[1].lower() not in NOTE_SUFFIXES or name in SKIP_FILES
+            ):
+                continue
             try:
-                st = item.stat() if isinstance(item, os.DirEntry) else path.stat()
+                st = item.stat()  # follows a symbolic link to a file
             except OSError:
                 continue
             if not S_ISREG(st.st_mode):
                 continue  # FIFOs, sockets, devices: never read
-            key = path.resolve()
+            path = Path(item.path) if isinstance(item, os.DirEntry) else item
+            # a file reached twice (a link to another note) is indexed once
+            is_link = item.is_symlink() if isinstance(item, os.DirEntry) else path.is_symlink()
+            key = path.resolve() if is_link else path
             if key in seen:
                 continue
             seen.add(key)
-            rel = path.relative_to(base).as_posix()
-            if path.name in GLOSSARY_NAMES:
+            if name in GLOSSARY_NAMES:
                 out.glossaries.append(path)
-                continue
-            if path.suffix.lower() not in NOTE_SUFFIXES or path.name in SKIP_FILES:
                 continue
             if st.st_size > rules.max_bytes:
                 out.problems.append(
