@@ -613,6 +613,8 @@ def full_build(
     try:
         index = SearchIndex.create(gen / WHOOSH)
         store = Store(gen / STORE, create=True)
+        # nobody reads a generation before it is published: no syncing on every commit
+        store.db.execute("PRAGMA synchronous=OFF")
         total = sum(n.size for n in found.notes) or 1
         done = 0
         slugs = unique_slugs(found.notes)
@@ -664,6 +666,8 @@ def full_build(
         with store.tx() as db:
             store.set_meta(db, "fingerprint", config.fingerprint())
             store.set_meta(db, "built", str(time.time()))
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all on disk before publishing
+        store.db.execute("PRAGMA synchronous=NORMAL")
         store.close()
         index.sign(slot.key)
         index.close()

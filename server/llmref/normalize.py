@@ -312,6 +312,35 @@ class Tok:
     end: int
 
 
+@lru_cache(maxsize=65536)
+def _latin(run: str, keep_stop: bool) -> tuple[tuple[tuple[str, int], ...], int]:
+    """The tokens of one Latin run as (text, position offset), and how many positions it
+    takes: identifier parts, then the catenated identifier at the first part's position."""
+    raw = split_identifier(run)
+    parts = [singular(p) for p in raw]
+    if not parts:
+        return (), 0
+    # a stop word is one before plural folding too ("does" is not "doe")
+    stop = [
+        not keep_stop and (r in STOP_EN or p in STOP_EN) for r, p in zip(raw, parts, strict=True)
+    ]
+    if len(parts) == 1:
+        return ((), 0) if stop[0] else (((parts[0], 0),), 1)
+    out: list[tuple[str, int]] = []
+    n = 0
+    for part, is_stop in zip(parts, stop, strict=True):
+        if not is_stop:
+            out.append((part, n))
+            n += 1
+    out.append((singular("".join(raw)), 0))
+    return tuple(out), n
+
+
+@lru_cache(maxsize=65536)
+def _subwords(word: str) -> tuple[str, ...]:
+    return tuple(SEGMENTER.subwords(word))
+
+
 def tokens(text: str, *, keep_stop: bool = False, subwords: bool = False) -> Iterator[Tok]:
     """The token stream of ``text``, as indexed and as queried.
 
@@ -321,29 +350,13 @@ def tokens(text: str, *, keep_stop: bool = False, subwords: bool = False) -> Ite
     pos = 0
     text = width_fold(text)
     for m in _RUN_RE.finditer(text):
-        if m.group("latin") is not None:
-            run = m.group("latin")
-            raw = split_identifier(run)
-            parts = [singular(p) for p in raw]
-            if not parts:
-                continue
-            # a stop word is one before plural folding too ("does" is not "doe")
-            stop = [
-                not keep_stop and (r in STOP_EN or p in STOP_EN)
-                for r, p in zip(raw, parts, strict=True)
-            ]
-            if len(parts) == 1:
-                if not stop[0]:
-                    yield Tok(parts[0], pos, m.start(), m.end())
-                    pos += 1
-                continue
-            first = pos
-            for part, is_stop in zip(parts, stop, strict=True):
-                if not is_stop:
-                    yield Tok(part, pos, m.start(), m.end())
-                    pos += 1
-            cat = singular("".join(split_identifier(run)))
-            yield Tok(cat, first, m.start(), m.end())
+        latin = m.group("latin")
+        if latin is not None:
+            toks, taken = _latin(latin, keep_stop)
+            start, end = m.start(), m.end()
+            for word, offset in toks:
+                yield Tok(word, pos + offset, start, end)
+            pos += taken
         else:
             offset = m.start()
             for word in segment(m.group("cjk")):
@@ -352,7 +365,7 @@ def tokens(text: str, *, keep_stop: bool = False, subwords: bool = False) -> Ite
                 if not word.strip() or (not keep_stop and word in STOP_ZH):
                     continue
                 if subwords and len(word) > 2 and IS_CJK.match(word):
-                    for sub in SEGMENTER.subwords(word):
+                    for sub in _subwords(word):
                         if keep_stop or sub not in STOP_ZH:
                             yield Tok(sub, pos, start, offset)
                 yield Tok(word, pos, start, offset)
