@@ -666,8 +666,8 @@ def full_build(
         with store.tx() as db:
             store.set_meta(db, "fingerprint", config.fingerprint())
             store.set_meta(db, "built", str(time.time()))
+        store.db.execute("PRAGMA synchronous=FULL")
         store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all on disk before publishing
-        store.db.execute("PRAGMA synchronous=NORMAL")
         store.close()
         index.sign(slot.key)
         index.close()
