@@ -77,7 +77,7 @@ class Loader:
                 return
             progress = _Progress(self.server, f"llmref-index-{uuid.uuid4().hex[:8]}")
             started = time.perf_counter()
-            settings = self.server.settings()
+            settings = self._settings()
             try:
                 from ..lookup import Reference  # Whoosh loads here, off the start-up path
 
@@ -95,6 +95,7 @@ class Loader:
                 progress.end(f"failed: {exc}")
                 self.loaded.set()
                 return
+            self._watch_team(ref)
             self._swap(ref)
             self._snapshot = self._files()
             self.loaded.set()
@@ -107,6 +108,31 @@ class Loader:
             for problem in ref.problems:
                 log.warning("%s", problem)
             progress.end(f"{len(ref)} entries")
+
+    def _settings(self) -> Settings:
+        """The server's settings, with the team database of its options (where given)."""
+        settings = self.server.settings()
+        options = self.server.options
+        if options.database is not None:
+            settings.database = options.database
+        if options.database_timeout_ms is not None:
+            settings.database_timeout_ms = options.database_timeout_ms
+        return settings
+
+    def _watch_team(self, ref: Reference) -> None:
+        """The team database's one warning reaches the editor; a refreshed team concept map
+        clears the rendered cards."""
+        team = ref.team
+        if team is None:
+            return
+
+        def warn(message: str) -> None:
+            self.server.show_message(types.MessageType.Warning, f"llmref: {message}")
+
+        team.on_warning = warn
+        team.on_refresh = self.server.clear_cards
+        for message in team.take_warnings():
+            warn(message)
 
     def _build(self, settings: Settings, rebuild: bool, progress: _Progress) -> None:
         from ..workers import build_in_child
