@@ -179,7 +179,7 @@ class Cluster:
         prefix = _as_postgres()
         cmd = [str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p",
                str(self.primary.port), "-U", SUPERUSER, "-D", str(node.data), "-R",
-               "-X", "stream", "--no-sync"]  # fmt: skip
+               "-X", "stream", "--checkpoint=fast", "--no-sync"]  # fmt: skip
         if prefix[:1] == ["runuser"]:
             cmd = ["runuser", "-u", "postgres", "--", "env", f"PGPASSWORD={PASSWORD}", *cmd]
             res = subprocess.run(cmd, capture_output=True, text=True)

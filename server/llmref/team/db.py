@@ -133,6 +133,9 @@ def connect(
         # every name we use is qualified: nothing in another schema can stand in for a
         # function or operator of ours
         conn.execute("SELECT set_config('search_path', 'pg_catalog', false)")
+        # our statements are small but their estimates are not (arrays): JIT would compile
+        # for seconds what runs in milliseconds
+        conn.execute("SELECT set_config('jit', 'off', false)")
         if timeout_ms:
             conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(timeout_ms),))
         if not writer:
