@@ -339,7 +339,10 @@ class TeamIndex:
             self._fail(exc)
         except Exception as exc:  # a driver error: the database is unwell, never the user
             psycopg = db.driver()
-            if isinstance(exc, psycopg.Error):
+            if isinstance(exc, psycopg.errors.QueryCanceled):  # our statement_timeout
+                budget = timeout_ms or self.timeout_ms
+                self._fail(Unavailable(f"no answer within {budget} ms"))
+            elif isinstance(exc, psycopg.Error):
                 self._fail(exc)
             else:
                 raise

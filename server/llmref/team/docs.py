@@ -7,8 +7,8 @@ Runs in the publish workers. Core: no pygls, no lsprotocol, no database driver.
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
-from collections import Counter
 from dataclasses import dataclass
 
 from .. import normalize
@@ -16,7 +16,6 @@ from ..corpus.entry import Entry
 from ..glossary import Glossary
 from ..index import document
 from ..ranking import about_candidates, about_key, names_text
-from ..store import entry_json
 
 PREFIX = "team:"
 # field ids of lexicon/postings (the Whoosh fields of index.document)
@@ -80,41 +79,76 @@ def team_entry(entry: Entry) -> Entry:
 def make_doc(entry: Entry, glossary: Glossary) -> Doc:
     """The stored form of a tagged, team-prefixed entry."""
     fields = document(entry, names_text(entry, glossary))
-    tfs: Counter[tuple[int, str]] = Counter()
+    tfs: dict[tuple[int, str], int] = {}
     sizes = [0] * len(FIELDS)
-    lexemes: dict[str, list[str]] = {}
+    lexemes: dict[str, list[int]] = {}  # term -> tsvector positions (field by range)
+    starts: list[tuple[int, str]] = []  # (first position, weight) of each field
     base = 1
     used = 0
     for name in TEXT_FIELDS:
         fid = FIELD_ID[name]
-        label = LABEL[name]
+        starts.append((base, LABEL[name]))
         top = -1
+        count = 0
         for tok in normalize.tokens(fields[name], subwords=True):
-            sizes[fid] += 1
+            count += 1
             text = tok.text
-            if len(text.encode("utf-8")) > MAX_TERM_BYTES:
+            if len(text) > MAX_TERM_BYTES // 4 and len(text.encode("utf-8")) > MAX_TERM_BYTES:
                 continue
-            tfs[(fid, text)] += 1
+            key = (fid, text)
+            tfs[key] = tfs.get(key, 0) + 1
             if used < MAX_TSV_TOKENS:
                 used += 1
-                pos = min(base + tok.pos, MAX_POSITION)
-                top = max(top, tok.pos)
-                positions = lexemes.setdefault(text, [])
-                if len(positions) < MAX_POSITIONS:
-                    positions.append(f"{pos}{label}")
+                pos = tok.pos
+                if pos > top:
+                    top = pos
+                positions = lexemes.get(text)
+                if positions is None:
+                    lexemes[text] = [base + pos]
+                elif len(positions) < MAX_POSITIONS:
+                    positions.append(base + pos)
+        sizes[fid] = count
         base = min(base + top + 1 + FIELD_GAP, MAX_POSITION)
+    starts.append((base, "D"))
     for name in ("concepts", "answer_concepts"):
         fid = FIELD_ID[name]
         for cid in fields[name].split():
             sizes[fid] += 1
-            tfs[(fid, cid)] += 1
+            tfs[(fid, cid)] = tfs.get((fid, cid), 0) + 1
             positions = lexemes.setdefault(cid, [])
             if len(positions) < MAX_POSITIONS:
-                positions.append(f"{base}D")
-    tsv = " ".join(f"{_quote(t)}:{','.join(_dedup(p))}" for t, p in lexemes.items())
+                positions.append(base)
+    tsv = " ".join(f"{_quote(t)}:{_positions(p, starts)}" for t, p in lexemes.items())
     lens = [quantized(n) for n in sizes]
     tf = {k: min(v, TF_MAX) for k, v in tfs.items()}
-    return Doc(entry, tf, sizes, lens, tsv, entry_json(entry))
+    return Doc(entry, tf, sizes, lens, tsv, fast_json(entry))
+
+
+def _positions(positions: list[int], starts: list[tuple[int, str]]) -> str:
+    """A lexeme's tsvector positions: distinct (a catenation shares its first part's), at most
+    16383, each with its field's weight."""
+    out: list[str] = []
+    seen: set[int] = set()
+    for p in positions:
+        q = p if p < MAX_POSITION else MAX_POSITION
+        if q in seen:
+            continue
+        seen.add(q)
+        label = "A"
+        for first, weight in starts:
+            if p >= first:
+                label = weight
+        out.append(f"{q}{label}")
+    return ",".join(out)
+
+
+_ENTRY_FIELDS = [f for f in Entry.__dataclass_fields__ if f not in ("group", "also_in")]
+
+
+def fast_json(entry: Entry) -> str:
+    """``store.entry_json`` without dataclasses.asdict's deep copies (the same text)."""
+    data = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 _COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -139,14 +173,6 @@ def about_lines(note: int, ordinal: int, rows: list[tuple[str, int, bytes]]) -> 
     return [
         f"{note}\t{ordinal}\t{copy_text(c)}\t{tier}\t\\\\x{key.hex()}\n" for c, tier, key in rows
     ]
-
-
-def _dedup(positions: list[str]) -> list[str]:
-    """tsvector positions must differ per lexeme (a catenation shares its first part's)."""
-    seen: dict[str, str] = {}
-    for p in positions:
-        seen.setdefault(p[:-1], p)
-    return list(seen.values())
 
 
 def rank_key(rank: tuple) -> bytes:
