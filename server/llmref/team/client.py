@@ -56,6 +56,10 @@ class Unavailable(Exception):
     """The team database did not answer (down, slow, or not connected yet)."""
 
 
+class Busy(Exception):
+    """Our one connection stayed busy with other searches for the whole timeout."""
+
+
 @dataclass
 class _Box:
     done: threading.Event
@@ -281,7 +285,7 @@ class TeamIndex:
         budget = (timeout_ms or self.timeout_ms) / 1000.0
         deadline = time.monotonic() + budget
         if not self._lock.acquire(timeout=budget):
-            raise Unavailable(f"busy for more than {budget * 1000:.0f} ms")
+            raise Busy(f"busy for more than {budget * 1000:.0f} ms")
         try:
             worker = self._worker
             if worker is None or worker.retired or not worker.is_alive():
@@ -333,6 +337,8 @@ class TeamIndex:
             return None
         try:
             result = self._call(fn, timeout_ms)
+        except Busy:  # our own searches queued up (typing fast): this one goes without
+            return None
         except db.TeamError as exc:
             self._fail(exc)
         except Unavailable as exc:
