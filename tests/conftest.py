@@ -33,6 +33,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LLMREF_CACHE_DIR", str(cache))
     monkeypatch.setenv("LLMREF_CONFIG", str(tmp_path_factory.getbasetemp() / "no-config.yaml"))
     monkeypatch.delenv("LLMREF_CORPUS", raising=False)
+    monkeypatch.delenv("LLMREF_DATABASE", raising=False)  # no team database unless a test sets one
     yield
 
 
@@ -55,4 +56,5 @@ def env_without_user_state(tmp_path: Path) -> dict[str, str]:
     env["LLMREF_CACHE_DIR"] = str(tmp_path / "cache")
     env["LLMREF_CONFIG"] = str(tmp_path / "no-config.yaml")
     env.pop("LLMREF_CORPUS", None)
+    env.pop("LLMREF_DATABASE", None)
     return env

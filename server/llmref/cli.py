@@ -58,11 +58,18 @@ class _ProgressBar:
             sys.stderr.write("\n")
 
 
-def _open(args: argparse.Namespace, *, rebuild: bool = False, label: str = "indexing"):
+def _settings(args: argparse.Namespace):
     from .config import load_settings
+
+    return load_settings(
+        args.corpus, bundled=not args.no_bundled, database=getattr(args, "database", None)
+    )
+
+
+def _open(args: argparse.Namespace, *, rebuild: bool = False, label: str = "indexing"):
     from .lookup import Reference
 
-    settings = load_settings(args.corpus, bundled=not args.no_bundled)
+    settings = _settings(args)
     bar = _ProgressBar(label)
     try:
         ref = Reference.open(settings, rebuild=rebuild, progress=bar, waiting=_warn)
@@ -217,9 +224,24 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _team_entries(ref, ids: list[str]) -> dict:
+    """Entries by id, local or (``team:`` ids) from the team database."""
+    found = ref.store.entries(ids)
+    rest = [i for i in ids if i not in found]
+    if rest and ref.team is not None:
+        from .team.client import LONG_TIMEOUT_MS
+
+        found.update(ref.team.entries(rest, LONG_TIMEOUT_MS))
+    return found
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     ref = _open(args)
     ids = ref.find_ids(args.id, limit=10_000)
+    if ref.team is not None and len(ids) != 1:
+        from .team.client import LONG_TIMEOUT_MS
+
+        ids += [i for i in ref.team.find_ids(args.id, 10_000, LONG_TIMEOUT_MS) if i not in ids]
     if not ids:
         print(f"llmref: no entry with id {_quoted(args.id)} (see `llmref list`)", file=sys.stderr)
         return 1
@@ -228,14 +250,19 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"llmref: {_quoted(args.id)} is ambiguous: it matches {len(ids)} entries; give one of their ids:",
             file=sys.stderr,
         )
-        found = ref.store.entries(ids[:20])
+        found = _team_entries(ref, ids[:20])
         for i in ids[:20]:
+            if i not in found:
+                continue
             e = found[i]
             print(f"  {e.id}  {e.source}:{e.line}  {_clip(e.question, 50)}", file=sys.stderr)
         if len(ids) > 20:
             print(f"  … and {len(ids) - 20} more", file=sys.stderr)
         return 2
-    entry = ref.entries[ids[0]]
+    entry = _team_entries(ref, ids[:1]).get(ids[0])
+    if entry is None:
+        print(f"llmref: {_quoted(args.id)} could not be read (see the warnings)", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result_json(entry), ensure_ascii=False, indent=2))
         return 0
@@ -263,8 +290,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    import itertools
+
     ref = _open(args)
     entries = ref.iter_entries()
+    if ref.team is not None:  # then the team corpus's, a page at a time
+        entries = itertools.chain(entries, ref.team.iter_entries())
     if args.json:
         print(json.dumps([result_json(e) for e in entries], ensure_ascii=False, indent=2))
         return 0
@@ -283,6 +314,86 @@ def cmd_index(args: argparse.Namespace) -> int:
         f"Index {state}: {len(ref)} entries from {files} files, {len(ref.glossary)} concepts "
         f"({time.perf_counter() - started:.2f}s)\n{ref.index.path.parent}"
     )
+    return 0
+
+
+def _database(args: argparse.Namespace) -> str | None:
+    settings = _settings(args)
+    for problem in settings.problems:
+        _warn(str(problem))
+    if not settings.database:
+        print(
+            "llmref: no team database: give --database URL (or set LLMREF_DATABASE, or "
+            "`database:` in the config file)",
+            file=sys.stderr,
+        )
+        return None
+    return settings.database
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .team.db import TeamError
+    from .team.publish import publish
+
+    url = _database(args)
+    if url is None:
+        return 2
+    settings = _settings(args)
+    bar = _ProgressBar("publishing")
+    try:
+        report = publish(
+            [Path(p).expanduser() for p in args.notes],
+            url,
+            rules=settings.rules(),
+            dry_run=args.dry_run,
+            workers=args.workers,
+            progress=bar,
+        )
+    except TeamError as exc:
+        bar.close()
+        print(f"llmref: {exc}", file=sys.stderr)
+        return 2
+    bar.close()
+    for problem in report.problems:
+        _warn(str(problem))
+    if args.dry_run:
+        for action, path in report.plan:
+            print(f"{action:<7} {path}")
+        print(
+            f"Would publish {report.added + report.changed} files ({report.added} new, "
+            f"{report.changed} changed) and remove {report.removed}; {report.unchanged} "
+            "unchanged. Nothing was written."
+        )
+        return 0
+    print(
+        f"Published {report.entries} entries from {report.added + report.changed} files "
+        f"({report.added} new, {report.changed} changed, {report.removed} removed, "
+        f"{report.unchanged} unchanged) in {report.seconds:.1f}s"
+    )
+    return 0
+
+
+def cmd_db_init(args: argparse.Namespace) -> int:
+    import os
+
+    from .team.db import TeamError, init_db
+
+    url = _database(args)
+    if url is None:
+        return 2
+    try:
+        done = init_db(
+            url,
+            reader_password=os.environ.get("LLMREF_READER_PASSWORD") or None,
+            writer_password=os.environ.get("LLMREF_WRITER_PASSWORD") or None,
+        )
+    except TeamError as exc:
+        print(f"llmref: {exc}", file=sys.stderr)
+        return 2
+    for line in done:
+        print(line)
     return 0
 
 
@@ -306,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(also: LLMREF_CORPUS, and `corpus:` in the config file)",
     )
     common.add_argument("--no-bundled", action="store_true", help="leave out the bundled corpus")
+    common.add_argument(
+        "--database",
+        metavar="URL",
+        help="the team corpus's PostgreSQL database, searched too (a llmref_reader URL; also: "
+        "LLMREF_DATABASE, and `database:` in the config file)",
+    )
     common.add_argument("-v", "--verbose", action="count", default=0, help="more logging (stderr)")
 
     parser = argparse.ArgumentParser(
@@ -365,6 +482,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", parents=[common], help="build the index (if needed)")
     p.add_argument("--rebuild", action="store_true", help="build even if up to date")
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser(
+        "publish",
+        parents=[common],
+        help="publish note folders to the team database",
+        description="Parse, tag and write note folders (or files) to the team database, "
+        "incrementally: changed files are replaced, files gone from a published folder are "
+        "removed, one transaction per batch (an interrupted publish leaves the previous state "
+        "searchable and resumes). Needs a role that may write (llmref_writer).",
+    )
+    p.add_argument("notes", nargs="+", metavar="NOTES", help="a folder (or file) of notes")
+    p.add_argument("--dry-run", action="store_true", help="print what would change, write nothing")
+    p.add_argument("--workers", type=int, metavar="N", help="parsing processes (default: by size)")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("db", help="the team database")
+    dbsub = p.add_subparsers(dest="db_command", required=True)
+    p = dbsub.add_parser(
+        "init",
+        parents=[common],
+        help="create (or upgrade) the llmref schema and roles",
+        description="Create the llmref schema (versioned; an older one is upgraded) and the "
+        "roles llmref_reader (SELECT only) and llmref_writer (publishes). Run it as the "
+        "database owner or an admin. Passwords for the roles are taken from "
+        "LLMREF_READER_PASSWORD and LLMREF_WRITER_PASSWORD when set (sent as SCRAM "
+        "verifiers, never in clear).",
+    )
+    p.set_defaults(func=cmd_db_init)
 
     p = sub.add_parser("serve", parents=[common], help="run the language server")
     p.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (default)")

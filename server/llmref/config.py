@@ -15,6 +15,8 @@ from .corpus.loader import DEFAULT_MAX_BYTES, Problem, ScanRules
 ENV_CORPUS = "LLMREF_CORPUS"  # extra corpus folders, separated by os.pathsep
 ENV_CACHE = "LLMREF_CACHE_DIR"
 ENV_CONFIG = "LLMREF_CONFIG"
+ENV_DATABASE = "LLMREF_DATABASE"  # the team corpus (PostgreSQL URL), see team/
+DEFAULT_DATABASE_TIMEOUT_MS = 300
 
 
 def bundled_corpus_dir() -> Path:
@@ -66,6 +68,8 @@ class Settings:
     problems: list[Problem] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)  # gitignore-style globs
     max_file_bytes: int = DEFAULT_MAX_BYTES
+    database: str | None = None  # the team corpus: a PostgreSQL URL (a reader role's)
+    database_timeout_ms: int = DEFAULT_DATABASE_TIMEOUT_MS  # per team-database query
 
     def rules(self) -> ScanRules:
         return ScanRules(tuple(self.exclude), self.max_file_bytes)
@@ -87,8 +91,11 @@ class Settings:
         return roots
 
 
-def load_settings(extra: list[str] | None = None, *, bundled: bool = True) -> Settings:
-    """Corpus folders from the config file, then LLMREF_CORPUS, then the command line."""
+def load_settings(
+    extra: list[str] | None = None, *, bundled: bool = True, database: str | None = None
+) -> Settings:
+    """Corpus folders from the config file, then LLMREF_CORPUS, then the command line; the
+    team database from ``database:`` in the config file, LLMREF_DATABASE, then ``database``."""
     settings = Settings(bundled=bundled)
     seen: set[str] = set()
 
@@ -122,6 +129,11 @@ def load_settings(extra: list[str] | None = None, *, bundled: bool = True) -> Se
         add(raw)
     for raw in extra or []:
         add(raw)
+    env_database = os.environ.get(ENV_DATABASE, "").strip()
+    if env_database:
+        settings.database = env_database
+    if database is not None:
+        settings.database = database.strip() or None
     return settings
 
 
@@ -135,6 +147,22 @@ def _scan_options(data: dict, settings: Settings, where: str) -> None:
             settings.exclude.extend(x for x in exclude if x.strip())
         else:
             settings.problems.append(Problem(where, None, "'exclude' must be a list of globs"))
+    database = data.get("database")
+    if database is not None:
+        if isinstance(database, str):
+            settings.database = database.strip() or None
+        else:
+            settings.problems.append(Problem(where, None, "'database' must be a PostgreSQL URL"))
+    timeout = data.get("database_timeout_ms")
+    if timeout is not None:
+        if isinstance(timeout, int) and not isinstance(timeout, bool) and 10 <= timeout <= 600_000:
+            settings.database_timeout_ms = timeout
+        else:
+            settings.problems.append(
+                Problem(
+                    where, None, "'database_timeout_ms' must be a whole number from 10 to 600000"
+                )
+            )
     size = data.get("max_file_mb")
     if size is not None:
         if isinstance(size, (int, float)) and not isinstance(size, bool) and size > 0:

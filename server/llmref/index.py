@@ -221,6 +221,9 @@ class Clause:
     boost: float = 1.0
     slop: int = 1
     alternatives: tuple[Clause, ...] = ()  # mode "max": the ways to write one query word
+    # mode "max": the alternatives are only those the engine holds (the planner drops the
+    # others where it knows the index; an engine it does not know, team.TeamIndex, drops them)
+    prune: bool = False
 
 
 @dataclass(frozen=True)

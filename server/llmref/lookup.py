@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from . import cache, config, normalize
 from .bridge import W_CURATED, Bridge, lemmas
@@ -203,6 +204,7 @@ class Reference:
         self._vocab: dict[str, str] | None = None
         self.bridge = Bridge()  # English -> Chinese; its tables load on the first search
         self._lock = threading.RLock()  # the Whoosh searcher and swaps of the generation
+        self.team: Any = None  # team.client.TeamIndex when a database is configured (open())
         # resolved corpus roots: cards link only to files inside them
         self.roots = resolve_roots(path for path, _label in settings.roots())
 
@@ -258,6 +260,10 @@ class Reference:
             raise OSError(f"no usable index cache ({cache.describe(last_error or OSError())})")
         ref = cls(opened, glossary, cfg, settings, problems)
         ref.builder = builder
+        if settings.database:  # the team corpus: connects in the background, never blocks
+            from .team.client import TeamIndex
+
+            ref.team = TeamIndex.from_settings(settings)
         ref.problems += [Problem(p, line, m) for p, line, m in opened.store.problems()]
         ref.problems += glossary.problems
         return ref
@@ -357,6 +363,8 @@ class Reference:
 
     def close(self) -> None:
         self.closed = True
+        if self.team is not None:
+            self.team.close()
         self._opened.index.close()
         self._opened.store.close()
 
@@ -376,6 +384,8 @@ class Reference:
         entry = self.store.entry(entry_id)
         if entry is not None:
             return entry
+        if self.team is not None and entry_id.startswith("team:"):
+            return self.team.get(entry_id)
         matches = self.find_ids(entry_id, limit=2)
         return self.store.entry(matches[0]) if len(matches) == 1 else None
 
@@ -410,6 +420,8 @@ class Reference:
         others = self.also_in(best) if best else []
         related = [r for r in (self.glossary.get(x) for x in c.related) if r is not None]
         more = max(self.store.about_count(concept) - 1, 0) if best else 0
+        if self.team is not None:  # the team's best, from its local concept map (no query)
+            best, others, more = self.team.card_parts(c, best, others, more)
         return CardInput(c, best, others, related, more, roots=self.roots)
 
     @property
@@ -433,14 +445,16 @@ class Reference:
         planned = self._prepare(query, concepts)
         return planned.clauses, planned.concepts
 
-    def _prepare(self, query: str, concepts: Sequence[str] | None = None) -> _Query:
+    def _prepare(self, query: str, concepts: Sequence[str] | None = None, *, stats=None) -> _Query:
         """Clauses, concepts and word groups of a query.
 
         Each query word is one group: the word as indexed, its lemma, and (for English words
         outside glossary terms) its Chinese translations from the bridge; the best way a
         field writes the word counts, weighted down for generic words ("model", "use").
         Each concept the query names is a group too (its names, its tag), weighted down when
-        many questions name it ("LLM")."""
+        many questions name it ("LLM"). ``stats``: whose document frequencies weigh the plan
+        (``doc_frequency``, ``doc_count``; the local index by default, the team's for it)."""
+        stats = stats if stats is not None else self.index
         toks = list(normalize.tokens(query))
         # parts only (no catenations) in order, for all-of and phrase clauses
         parts = _in_order(toks)
@@ -451,7 +465,9 @@ class Reference:
         groups = self._word_groups(query, toks, [(m.start, m.end) for m in matches])
         clauses: list[Clause] = []
         with self._lock:
-            present = self._present([t for g in groups for form, _w in g.forms for t in form])
+            present = self._present(
+                [t for g in groups for form, _w in g.forms for t in form], stats
+            )
         for group in groups:
             for field_name, boost in (
                 ("question", W_QUESTION),
@@ -465,8 +481,9 @@ class Reference:
                 )
                 if alternatives:
                     clauses.append(
-                        Clause(field_name, (), "max", boost * group.weight, 1, alternatives)
-                    )
+                        Clause(field_name, (), "max", boost * group.weight, 1, alternatives,
+                               prune=True)
+                    )  # fmt: skip
         if len(parts) > 1:
             clauses += [
                 Clause("question", parts, "all", W_QUESTION_ALL),
@@ -477,7 +494,7 @@ class Reference:
             concept = self.glossary.get(cid)
             if concept is None:
                 continue
-            weight = self._concept_weight(cid)
+            weight = self._concept_weight(cid, stats)
             clauses.append(Clause("concepts", (cid,), "any", W_CONCEPT * weight))
             clauses.append(Clause("answer_concepts", (cid,), "any", W_ANSWER_CONCEPT * weight))
             if concept.related:  # neighbours, weakly: they order what the query alone cannot
@@ -505,21 +522,23 @@ class Reference:
             groups.append(_Group(weight * W_COVER_CONCEPT, tuple(forms), cid))
         return _Query(query, clauses, list(concepts), groups, _intents(query))
 
-    def _present(self, terms: list[str]) -> set[tuple[str, str]]:
+    def _present(self, terms: list[str], stats=None) -> set[tuple[str, str]]:
         """(field, term) pairs the index holds, of the word fields (caller holds the lock)."""
+        stats = stats if stats is not None else self.index
         out: set[tuple[str, str]] = set()
         for term in dict.fromkeys(terms):
             for field_name in ("question", "names", "answer"):
-                if self.index.doc_frequency(field_name, term):
+                if stats.doc_frequency(field_name, term):
                     out.add((field_name, term))
         return out
 
-    def _concept_weight(self, cid: str) -> float:
+    def _concept_weight(self, cid: str, stats=None) -> float:
         """1.0 for a specific concept, down to GENERIC_CONCEPT for one that many questions
         name (LLM, Transformer): naming it says little about which question is meant."""
+        stats = stats if stats is not None else self.index
         with self._lock:
-            total = max(self.index.doc_count(), 1)
-            share = self.index.doc_frequency("concepts", cid) / total
+            total = max(stats.doc_count(), 1)
+            share = stats.doc_frequency("concepts", cid) / total
         if share <= CONCEPT_SHARE:
             return 1.0
         return max(GENERIC_CONCEPT, CONCEPT_SHARE / share)
@@ -645,7 +664,10 @@ class Reference:
         if planned is None:
             result.results = [r for r, _ in candidates][:limit]
             return result
-        result.results = self._rerank(planned, candidates)[:limit]
+        ranked = self._rerank(planned, candidates)
+        if self.team is not None:  # the team corpus's results, merged by normalized score
+            ranked = self.team.merge(self, query, concepts, ranked, limit)
+        result.results = ranked[:limit]
         if result.results:
             result.confident = result.results[0].coverage >= CONFIDENT_COVERAGE
         return result
@@ -722,6 +744,8 @@ class Reference:
             return True
         toks = normalize.token_texts(word)
         if not toks:
+            return True
+        if self.team is not None and self.team.holds(toks):  # the team corpus has it
             return True
         with self._lock:
             return all(

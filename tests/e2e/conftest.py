@@ -21,6 +21,7 @@ def server_env(cache: Path) -> dict[str, str]:
     env["LLMREF_CACHE_DIR"] = str(cache)
     env["LLMREF_CONFIG"] = str(cache / "no-config.yaml")
     env.pop("LLMREF_CORPUS", None)
+    env.pop("LLMREF_DATABASE", None)
     return env
 
 

@@ -99,6 +99,7 @@ class Loader:
                 progress.end(f"failed: {exc}")
                 self.loaded.set()
                 return
+            self._watch_team(ref)
             self._swap(ref)
             self._snapshot = self._files()
             self.loaded.set()
@@ -111,6 +112,21 @@ class Loader:
             for problem in ref.problems:
                 log.warning("%s", problem)
             progress.end(f"{len(ref)} entries")
+
+    def _watch_team(self, ref: Reference) -> None:
+        """The team database's one warning reaches the editor; a refreshed team concept map
+        clears the rendered cards."""
+        team = ref.team
+        if team is None:
+            return
+
+        def warn(message: str) -> None:
+            self.server.show_message(types.MessageType.Warning, f"llmref: {message}")
+
+        team.on_warning = warn
+        team.on_refresh = self.server.clear_cards
+        for message in team.take_warnings():
+            warn(message)
 
     def _build(self, settings: Settings, rebuild: bool, root: Path, progress: _Progress) -> None:
         from ..workers import build_in_child

@@ -42,6 +42,8 @@ class Options:
     hover_max_lines: int = 12
     completion_enabled: bool = True
     completion_snippets: bool = True
+    database: str | None = None  # the team corpus (PostgreSQL URL); None: config/env decide
+    database_timeout_ms: int | None = None  # per team-database query (default 300)
 
     def language_enabled(self, language_id: str | None) -> bool:
         if "*" in self.languages:
@@ -50,7 +52,14 @@ class Options:
 
     def corpus_key(self) -> tuple:
         """What decides which corpus is loaded (a change means reloading)."""
-        return (tuple(self.corpus), self.bundled, tuple(self.exclude), self.max_file_mb)
+        return (
+            tuple(self.corpus),
+            self.bundled,
+            tuple(self.exclude),
+            self.max_file_mb,
+            self.database,
+            self.database_timeout_ms,
+        )
 
 
 def _get(data: dict, *path: str) -> Any:
@@ -67,7 +76,8 @@ def parse_options(raw: Any) -> tuple[Options, list[str]]:
 
     Accepted shapes: ``{"corpus": [...], "languages": [...], "hover": {"enabled": true,
     "maxLines": 12}, "completion": {"enabled": true, "snippets": true}, "bundled": true}``,
-    optionally nested under ``"llmref"``."""
+    optionally nested under ``"llmref"``; ``"database": "postgresql://…"`` and
+    ``"databaseTimeoutMs": 300`` for the team corpus."""
     opts = Options()
     problems: list[str] = []
     if raw is None:
@@ -129,6 +139,19 @@ def parse_options(raw: Any) -> tuple[Options, list[str]]:
                 setattr(opts, attr, value)
             else:
                 problems.append(f"{'.'.join(path)} must be true or false")
+
+    database = raw.get("database")
+    if database is not None:
+        if isinstance(database, str):
+            opts.database = database.strip() or None
+        else:
+            problems.append("database must be a PostgreSQL URL")
+    timeout = raw.get("databaseTimeoutMs")
+    if timeout is not None:
+        if isinstance(timeout, int) and not isinstance(timeout, bool) and 10 <= timeout <= 600_000:
+            opts.database_timeout_ms = timeout
+        else:
+            problems.append("databaseTimeoutMs must be a whole number from 10 to 600000")
 
     max_lines = _get(raw, "hover", "maxLines")
     if max_lines is not None:

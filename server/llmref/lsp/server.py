@@ -102,6 +102,10 @@ class LlmrefServer(LanguageServer):
         settings.exclude.extend(self.options.exclude)
         if self.options.max_file_mb is not None:
             settings.max_file_bytes = int(self.options.max_file_mb * 1_000_000)
+        if self.options.database is not None:
+            settings.database = self.options.database
+        if self.options.database_timeout_ms is not None:
+            settings.database_timeout_ms = self.options.database_timeout_ms
         return settings
 
     def apply_options(self, raw: Any, *, source: str) -> bool:
