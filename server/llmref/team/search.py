@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..corpus.entry import Entry
-from ..index import Clause, Hit
+from ..index import UNPOSITIONED, Clause, Hit
 from .docs import FIELD_ID, FIELDS, K1, LABEL
 
 CONCEPT_FIELDS = ("concepts", "answer_concepts")
@@ -99,7 +99,7 @@ def _alt(out: Compiled, clause: int, c: Clause, boost: float) -> bool:
     fid = FIELD_ID[c.field]
     if c.field in CONCEPT_FIELDS or len(terms) == 1 or c.mode == "any":
         mode, words, query = "any", list(dict.fromkeys(terms)), None
-    elif c.mode == "all":
+    elif c.mode == "all" or c.field in UNPOSITIONED:  # the local index has no answer positions
         words = list(dict.fromkeys(terms))
         mode = "all"
         query = " & ".join(f"{_quote(t)}:{LABEL[c.field]}" for t in words)
