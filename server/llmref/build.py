@@ -43,7 +43,7 @@ from .index import SCHEMA_VERSION, SearchIndex, document
 from .locks import FileLock
 from .ranking import about_candidates, about_key, names_text, tag_entry
 from .snippets import extract as extract_snippets
-from .store import STORE, Store, entry_json, sort_key
+from .store import STORE, FileRow, Store, entry_json, sort_key
 
 log = logging.getLogger("llmref.build")
 
@@ -709,11 +709,13 @@ def sync(
     found: Scan,
     store: Store,
     index: SearchIndex,
+    known: dict[str, FileRow] | None = None,
 ) -> BuildReport | None:
     """Bring generation ``gen`` up to date with the files (caller holds the write lock).
-    Returns None when nothing changed."""
+    Returns None when nothing changed. ``known``: the store's file rows, if already read."""
     started = time.perf_counter()
-    known = store.files()
+    if known is None:
+        known = store.files(problems=False)
     current = {str(n.path): n for n in found.notes}
     removed = [p for p in known if p not in current]
     changed: list[NoteFile] = []
@@ -794,9 +796,10 @@ def sync(
     )
 
 
-def needs_full_rebuild(store: Store, found: Scan) -> bool:
+def needs_full_rebuild(store: Store, found: Scan, known: dict[str, FileRow] | None = None) -> bool:
     """When most of the corpus changed, one clean build beats many small updates."""
-    known = store.files()
+    if known is None:
+        known = store.files(problems=False)
     current = {str(n.path): n for n in found.notes}
     changed = sum(
         1

@@ -23,7 +23,6 @@ Queries arrive as engine-neutral ``Clause`` lists (see lookup.py).
 from __future__ import annotations
 
 import _compat_pickle
-import dataclasses
 import hashlib
 import importlib
 import io
@@ -49,7 +48,6 @@ from whoosh import query as wq
 from whoosh.analysis import Token, Tokenizer
 from whoosh.fields import ID, KEYWORD, TEXT, Schema
 from whoosh.filedb.filestore import FileStorage
-from whoosh.matching import ReadTooFar
 from whoosh.scoring import BM25F
 
 from . import cache, normalize
@@ -315,6 +313,7 @@ class SearchIndex:
         self._ix = ix
         self._searcher = None
         self._ids = None
+        self._bulk = None  # bulk.BulkScorer of the open searcher (big indexes)
 
     @classmethod
     def create(cls, path: Path) -> SearchIndex:
@@ -360,10 +359,9 @@ class SearchIndex:
         """Ranked hits for the disjunction of the clauses (scores add up); ``terms``: with
         the query terms each hit holds.
 
-        Big indexes: words many documents hold ("模型", "model", a generic concept) make the
-        engine score most of the index for every query. There, candidates come first from
-        the query without such words (the best CANDIDATES documents), and then the whole
-        query scores those candidates only (their scores are exactly the full query's)."""
+        Big indexes (BULK_MIN_DOCS and more): Whoosh's matchers walk most of the index for a
+        query with words many documents hold ("模型", "model", a generic concept); there the
+        plan is scored term at a time from bulk-read postings (bulk.py: the same scores)."""
         parts = [q for q in (_to_whoosh(c) for c in clauses) if q is not None]
         if not parts:
             return []
@@ -371,17 +369,18 @@ class SearchIndex:
         ids = self._ids
         if ids is None:
             return []
-        reader = searcher.reader()
-        total = reader.doc_count_all()
-        cap = max(COMMON_MIN_DOCS, int(total * COMMON_SHARE))
-        common = {ft for ft in _terms(clauses) if total > cap and reader.doc_frequency(*ft) > cap}
-        rare = [q for q in (_to_whoosh(c) for c in _without(clauses, common)) if q is not None]
-        if common and rare:
-            first = searcher.search(wq.Or(rare), limit=max(CANDIDATES, limit))
-            docnums = sorted(docnum for _score, docnum in first.top_n)
-            scored = _score_docs(searcher, parts, docnums, terms)
-            ranked = sorted(scored.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
-            return [Hit(_ident(ids, d), score, frozenset(m)) for d, (score, m) in ranked]
+        if searcher.reader().doc_count_all() >= BULK_MIN_DOCS:
+            if self._bulk is None:
+                from .bulk import BulkScorer
+
+                self._bulk = BulkScorer(searcher)
+            from .bulk import compile_plan
+
+            plan = compile_plan(clauses, UNPOSITIONED)
+            return [
+                Hit(_ident(ids, d), score, matched)
+                for d, score, matched in self._bulk.search(plan, limit, terms=terms)
+            ]
         results = searcher.search(wq.Or(parts), limit=limit, terms=terms)
         return [
             Hit(_ident(ids, hit.docnum), float(hit.score), _matched(hit) if terms else frozenset())
@@ -406,6 +405,7 @@ class SearchIndex:
             self._searcher.close()
             self._searcher = None
             self._ids = None
+            self._bulk = None
         self._ix.close()
 
 
@@ -414,73 +414,12 @@ def _matched(hit) -> frozenset[tuple[str, str]]:
 
 
 UNPOSITIONED = frozenset({"answer"})  # fields indexed without positions (no phrase queries)
-COMMON_SHARE = 0.02  # a word in more than this share of the documents is "common" …
-COMMON_MIN_DOCS = 300  # … and in more than this many
-CANDIDATES = 100  # documents the whole query then scores
-
-
-def _terms(clauses: Iterable[Clause]) -> set[tuple[str, str]]:
-    out: set[tuple[str, str]] = set()
-    for clause in clauses:
-        out.update((clause.field, t) for t in clause.terms if t)
-        out |= _terms(clause.alternatives)
-    return out
-
-
-def _without(clauses: Iterable[Clause], common: set[tuple[str, str]]) -> list[Clause]:
-    """The clauses without the common terms (a phrase or all-of clause holding one is
-    dropped whole: its rare words are in the any-of clauses too)."""
-    out: list[Clause] = []
-    for c in clauses:
-        if c.mode == "max":
-            alts = tuple(_without(c.alternatives, common))
-            if alts:
-                out.append(dataclasses.replace(c, alternatives=alts))
-            continue
-        kept = tuple(t for t in c.terms if (c.field, t) not in common)
-        if not kept or (c.mode in ("all", "phrase") and len(kept) != len(c.terms)):
-            continue
-        out.append(dataclasses.replace(c, terms=kept))
-    return out
+BULK_MIN_DOCS = 5000  # from this many documents, queries are scored term at a time (bulk.py)
 
 
 def _ident(ids, docnum: int) -> str:
     ident = ids[docnum]
     return ident.decode("utf-8") if isinstance(ident, bytes) else ident
-
-
-def _score_docs(
-    searcher, parts: Sequence[wq.Query], docnums: Sequence[int], terms: bool
-) -> dict[int, tuple[float, set[tuple[str, str]]]]:
-    """The whole query's score (and matched terms) of the given documents only: each part
-    of the disjunction skips along its postings to them; the sum is what the engine's
-    disjunction scores."""
-    out: dict[int, tuple[float, set[tuple[str, str]]]] = {}
-    leaves = [(searcher, 0)] if searcher.is_atomic() else searcher.subsearchers
-    for sub, offset in leaves:
-        size = sub.doc_count_all()
-        local = [d - offset for d in docnums if offset <= d < offset + size]
-        if not local:
-            continue
-        context = sub.context(weighting=searcher.weighting)
-        for part in parts:
-            matcher = part.matcher(sub, context)
-            for d in local:
-                if not matcher.is_active():
-                    break
-                if matcher.id() < d:
-                    try:
-                        matcher.skip_to(d)
-                    except ReadTooFar:
-                        break
-                    if not matcher.is_active():
-                        break
-                if matcher.id() == d:
-                    score, matched = out.get(d + offset, (0.0, set()))
-                    if terms:
-                        matched.update(_text_terms(matcher.matching_terms(d)))
-                    out[d + offset] = (score + matcher.score(), matched)
-    return out
 
 
 def _text_terms(pairs) -> Iterable[tuple[str, str]]:

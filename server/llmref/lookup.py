@@ -301,7 +301,8 @@ class Reference:
             with self._lock:
                 if slot.current() != self._opened.gen:  # someone published a new build
                     self._swap(_open_current(slot))
-                if needs_full_rebuild(self.store, found):
+                known = self.store.files(problems=False)
+                if needs_full_rebuild(self.store, found, known):
                     if self.builder is not None:
                         full = True
                     else:
@@ -312,7 +313,7 @@ class Reference:
                 else:
                     synced = sync(
                         slot, self._opened.gen, self.config, self.glossary, found,
-                        self.store, self.index,
+                        self.store, self.index, known,
                     )  # fmt: skip
                     if synced is not None:
                         self._reopen_index()
@@ -900,7 +901,7 @@ def _open_slot(
 
 def _stale(store: Store, found: Scan) -> bool:
     """Whether any note file differs (by stat) from what the store indexed."""
-    known = store.files()
+    known = store.files(problems=False)
     if len(known) != len(found.notes):
         return True
     for note in found.notes:

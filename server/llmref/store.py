@@ -188,7 +188,14 @@ class Store:
 
     # --- files -----------------------------------------------------------------------------------
 
-    def files(self) -> dict[str, FileRow]:
+    def files(self, *, problems: bool = True) -> dict[str, FileRow]:
+        """Every file row by path; ``problems=False``: without their problems (left empty),
+        what a sync compares (100k entries: ~7k JSON documents less to read)."""
+        if not problems:
+            rows = self.db.execute(
+                "SELECT id, path, display, sort, mtime_ns, size, digest FROM files"
+            ).fetchall()
+            return {r[1]: FileRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], []) for r in rows}
         rows = self.db.execute(
             "SELECT id, path, display, sort, mtime_ns, size, digest, problems FROM files"
         ).fetchall()

@@ -90,9 +90,16 @@ def same_ranking(got: list[tuple[str, float]], want: list[tuple[str, float]]) ->
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(start=st.lists(st.tuples(st.sampled_from(NAMES), note), min_size=1, max_size=4),
-       ops=st.lists(op, min_size=1, max_size=6))  # fmt: skip
-def test_incremental_equals_fresh_build(start, ops):
+       ops=st.lists(op, min_size=1, max_size=6),
+       bulk=st.booleans())  # fmt: skip
+def test_incremental_equals_fresh_build(start, ops, bulk):
+    """``bulk``: searched term at a time (bulk.py, what big indexes use), over segments that
+    hold deleted documents after the edits."""
+    from llmref import index as index_mod
+
     work = Path(tempfile.mkdtemp(prefix="llmref-incr-"))
+    saved = index_mod.BULK_MIN_DOCS
+    index_mod.BULK_MIN_DOCS = 0 if bulk else saved
     try:
         folder = work / "notes"
         folder.mkdir()
@@ -110,4 +117,5 @@ def test_incremental_equals_fresh_build(start, ops):
         live.close()
         fresh.close()
     finally:
+        index_mod.BULK_MIN_DOCS = saved
         shutil.rmtree(work, ignore_errors=True)
