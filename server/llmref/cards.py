@@ -19,6 +19,8 @@ from .corpus.entry import Entry
 from .glossary import Concept
 from .safe_markdown import code_fence, code_span, escape_text, sanitize, to_plain
 
+MORE_SHOWN = 99  # "99+ more answers" from here (the store counts up to 100)
+
 # a fence line: any container prefix (quote markers, list indentation), then ``` or ~~~
 _FENCE = re.compile(r"^(?P<prefix>[ \t>]*)(?P<fence>`{3,}|~{3,})(?P<rest>.*)$")
 _MATH = re.compile(r"\$\$(.+?)\$\$|\$(?!\s)([^$]{1,4000}?)\$", re.S)
@@ -188,7 +190,7 @@ class CardInput:
     entry: Entry | None
     others: list[Entry]  # same-group entries ("also in …")
     related: list[Concept]
-    more: int  # how many more answers beyond the one shown
+    more: int  # how many more answers beyond the one shown (MORE_SHOWN and up: "99+")
     loading: bool = False  # the corpus is still being indexed
     roots: Sequence[Path] = field(default_factory=list)  # resolved corpus roots (file links)
 
@@ -276,7 +278,9 @@ def render_card(card: CardInput, max_lines: int = 12) -> str:
         where = "Source: " + location_link(card.entry)
         if card.others:
             where += " · also in " + ", ".join(location_link(o) for o in card.others)
-        if card.more:
+        if card.more >= MORE_SHOWN:  # counted up to a cap (store.about_count)
+            where += f" · {MORE_SHOWN}+ more answers"
+        elif card.more:
             where += f" · {card.more} more answer{'s' if card.more != 1 else ''}"
         head.append(where)
     elif card.loading:

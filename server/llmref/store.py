@@ -314,13 +314,15 @@ class Store:
                 break
         return out
 
-    def about_count(self, concept: str) -> int:
-        """How many answers (duplicate groups counted once) are about a concept."""
+    def about_count(self, concept: str, cap: int = 100) -> int:
+        """How many answers (duplicate groups counted once) are about a concept, counted up
+        to ``cap`` (a hover says "99+ more"; a concept of a big corpus has thousands)."""
         tiers = self._tiers(concept)
         row = self.db.execute(
-            "SELECT count(DISTINCT coalesce(e.grp, e.id)) FROM about a "
-            f"JOIN entries e ON e.rowid = a.entry WHERE a.concept=? AND a.tier IN {tiers}",
-            (concept,),
+            "SELECT count(*) FROM (SELECT DISTINCT coalesce(e.grp, e.id) FROM about a "
+            f"JOIN entries e ON e.rowid = a.entry WHERE a.concept=? AND a.tier IN {tiers} "
+            "LIMIT ?)",
+            (concept, cap),
         ).fetchone()
         return row[0]
 

@@ -133,6 +133,9 @@ def test_card_parts_and_plain_text():
     assert plain.startswith("KV cache · 键值缓存\nSource: d.md:3 · also in e.md:7 · 2 more answers")
     assert without_title(card).startswith("Source: [d.md:3]")
     assert without_title(plain).startswith("Source: d.md:3")
+    # a concept of a big corpus: the store counts up to 100 answers, the card says "99+"
+    many = render_card(CardInput(concept, entry("回答正文。"), [], [], 99))
+    assert many.split("\n")[1].endswith(" · 99+ more answers")
     assert card_title(concept) == "KV cache · 键值缓存"
 
 
