@@ -30,6 +30,9 @@ def _setup_logging(verbose: int) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("pygls").setLevel(logging.WARNING)
+    # libraries' debug output (markdown-it logs every block rule it tries) is not ours
+    for name in ("markdown_it", "whoosh"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _warn(message: str) -> None:

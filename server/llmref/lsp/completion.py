@@ -89,7 +89,7 @@ def _citations(
     for row in rows:
         if len(out) >= 3:
             break
-        about = ref.about(row.concept)
+        about = ref.about(row.concept, limit=1)
         if not about:
             continue
         text = citation(ref.glossary.get(row.concept), about[0], row.label)

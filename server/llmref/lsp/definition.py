@@ -28,5 +28,5 @@ def definition(ls: LlmrefServer, params: types.DefinitionParams) -> types.Locati
     found = term_at(ls, params.text_document.uri, params.position)
     if found is None:
         return None
-    about = ref.about(found[0].concept)
+    about = ref.about(found[0].concept, limit=1)
     return entry_location(about[0]) if about else None
