@@ -205,6 +205,7 @@ class Reference:
         self.bridge = Bridge()  # English -> Chinese; its tables load on the first search
         self._lock = threading.RLock()  # the Whoosh searcher and swaps of the generation
         self.team: Any = None  # team.client.TeamIndex when a database is configured (open())
+        self.last_scan: Scan | None = None  # what the last sync() found (the server's watcher)
         # resolved corpus roots: cards link only to files inside them
         self.roots = resolve_roots(path for path, _label in settings.roots())
 
@@ -292,6 +293,7 @@ class Reference:
         """Apply changed note files to the index (one file at a time); None if none.
         Raises ConfigChanged when a glossary file changed (the caller reopens)."""
         found = scan(self.settings.roots(), self.settings.rules())
+        self.last_scan = found
         if digests(config.glossary_paths(found.glossaries)) != self.config.glossary_digests:
             raise ConfigChanged("a glossary file changed")
         slot = self._opened.slot

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from ..config import Settings, glossary_cache, glossary_paths
-from ..corpus.loader import scan
+from ..config import Settings, bundled_corpus_dir, glossary_cache, glossary_paths
+from ..corpus.loader import Scan, scan
 from ..glossary import Glossary
 from ..terms import TermFinder
 
@@ -191,7 +191,8 @@ class Loader:
             except Exception:
                 log.exception("updating the index failed")
                 return
-            self._snapshot = self._files()
+            # what the sync found (no second walk of a big folder while searches wait)
+            self._snapshot = self._files(ref.last_scan)
             if report is None:
                 return
             self.server.clear_cards()
@@ -229,15 +230,26 @@ class Loader:
 
     # --- watching ----------------------------------------------------------------------------------
 
-    def _files(self) -> dict[str, tuple[int, int]]:
-        """mtime/size of every file in the user's corpus folders (the bundled one is static)."""
+    def _files(self, found: Scan | None = None) -> dict[str, tuple[int, int]]:
+        """mtime/size of every file in the user's corpus folders (the bundled one is static);
+        ``found``: a scan of every root already made (the bundled corpus's files are left out)."""
         settings = self.server.settings()
         roots = [(p, p.name) for p in settings.corpora]
         if not roots:
             return {}
-        found = scan(roots, settings.rules())
-        snap = {str(n.path): (n.mtime_ns, n.size) for n in found.notes}
+        skip: set[Path] = set()
+        if found is None:
+            found = scan(roots, settings.rules())
+        else:
+            skip = {bundled_corpus_dir(), bundled_corpus_dir().resolve()}
+        snap = {
+            str(n.path): (n.mtime_ns, n.size)
+            for n in found.notes
+            if not skip or skip.isdisjoint(n.path.parents)
+        }
         for path in found.glossaries:
+            if skip and not skip.isdisjoint(path.parents):
+                continue
             try:
                 st = path.stat()
                 snap[str(path)] = (st.st_mtime_ns, st.st_size)
