@@ -134,6 +134,38 @@ def _harden_whoosh() -> None:
 
 
 _harden_whoosh()
+
+
+def _read_lengths_at_once() -> None:
+    """Whoosh reads a document's field length with a seek and a one-byte read each time
+    (writing a segment does it for every posting: a tenth of a build); read each field's
+    length column once per segment instead. Same values, same ``None`` for a 0 byte."""
+    from whoosh.codec import whoosh3
+    from whoosh.util.numeric import byte_to_length
+
+    def doc_field_length(self, docnum, fieldname, default=0):
+        if docnum > self._doccount:
+            raise IndexError(f"Asked for docnum {docnum!r} of {self._doccount}")
+        cache = self.__dict__.setdefault("_llmref_lengths", {})
+        raw = cache.get(fieldname)
+        if raw is None:
+            column = self._cached_reader(whoosh3._lenfield(fieldname), whoosh3.LENGTHS_COLUMN)
+            if column is None:
+                raw = cache[fieldname] = False
+            else:
+                raw = cache[fieldname] = bytes(column._dbfile.get(column._basepos, column._count))
+        if raw is False:
+            return default
+        lbyte = raw[docnum] if docnum < len(raw) else 0
+        if lbyte:
+            return byte_to_length(lbyte)
+        return None
+
+    doc_field_length.whoosh = whoosh3.W3PerDocReader.doc_field_length  # type: ignore[attr-defined]
+    whoosh3.W3PerDocReader.doc_field_length = doc_field_length
+
+
+_read_lengths_at_once()
 # the external sort reads back only the runs this very writer just wrote to its private
 # temporary files: it keeps the fast loader (it unpickles once per posting)
 whoosh.externalsort.load = pickle.load

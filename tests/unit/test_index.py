@@ -513,3 +513,22 @@ def test_term_at_a_time_search_skips_deleted_documents(notes, tmp_path, monkeypa
         "什么是 KV cache 量化？",
     )
     ref.close()
+
+
+def test_field_lengths_read_at_once_are_whooshs(reference):
+    """Field lengths are read a column at a time (index._read_lengths_at_once): the same
+    value as Whoosh's own one-byte reads for every document and field."""
+    from whoosh.codec import whoosh3
+
+    ours = whoosh3.W3PerDocReader.doc_field_length
+    theirs = ours.whoosh
+    searcher = reference.index._get_searcher()
+    leaves = [searcher] if searcher.is_atomic() else [s for s, _o in searcher.subsearchers]
+    checked = 0
+    for sub in leaves:
+        perdoc = sub.reader()._perdoc
+        for name in ("question", "names", "answer", "concepts", "answer_concepts", "nope"):
+            for d in range(sub.doc_count_all()):
+                assert ours(perdoc, d, name, 7) == theirs(perdoc, d, name, 7), (name, d)
+                checked += 1
+    assert checked > 500
