@@ -532,3 +532,25 @@ def test_field_lengths_read_at_once_are_whooshs(reference):
                 assert ours(perdoc, d, name, 7) == theirs(perdoc, d, name, 7), (name, d)
                 checked += 1
     assert checked > 500
+
+
+def test_text_fields_index_what_the_analyzer_pipeline_would():
+    """LlmrefText indexes normalize.tokens directly: the same (term, frequency, weight,
+    encoded positions or frequency) as Whoosh's own pipeline through the analyzer."""
+    from whoosh.fields import TEXT
+
+    from llmref.index import LlmrefText, LlmrefTokenizer
+
+    texts = [
+        "什么是 KV cache？为什么 KV cache 能加速推理？",
+        "LlamaRMSNorm uses rms_norm; RMSNorm 均方根归一化, 复读机问题 and repetition_penalty=1.2",
+        "Ｆｕｌｌ－width ＡＢＣ, e.g. GPT-4o vs. GPT-4, top-p/top-k 采样 2024年",
+        "",
+        "   \n\t",
+        "a " * 50 + "旋转位置编码 " * 7,
+    ]
+    for phrase in (True, False):
+        ours = LlmrefText(analyzer=LlmrefTokenizer(), phrase=phrase)
+        theirs = TEXT(analyzer=LlmrefTokenizer(), phrase=phrase)
+        for text in texts:
+            assert sorted(ours.index(text)) == sorted(theirs.index(text)), (phrase, text)
