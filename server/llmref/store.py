@@ -165,6 +165,7 @@ class Store:
         return conn
 
     def tx(self) -> _Tx:
+        self._local.tiers = None  # this connection's own writes do not move data_version
         return _Tx(self.db)
 
     def close(self) -> None:
@@ -288,9 +289,21 @@ class Store:
     def _tiers(self, concept: str) -> tuple[int, ...]:
         """Which tiers of ``ranking.about_key`` list a concept: where a question names it,
         no stand-ins (0, 2); else where a covering concept's question does (1, 2); else all."""
-        row = self.db.execute("SELECT min(tier) FROM about WHERE concept=?", (concept,)).fetchone()
-        best = row[0] if row else None
-        return (0, 2) if best == 0 else (1, 2) if best == 1 else (0, 1, 2, 3)
+        # cached per connection until the store changes (a common concept of a big corpus
+        # has thousands of rows to look through; completion asks for ten concepts a keystroke)
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        cache: tuple[int, dict[str, tuple[int, ...]]] | None = getattr(self._local, "tiers", None)
+        if cache is None or cache[0] != version:
+            cache = self._local.tiers = (version, {})
+        tiers = cache[1].get(concept)
+        if tiers is None:
+            row = self.db.execute(
+                "SELECT min(tier) FROM about WHERE concept=?", (concept,)
+            ).fetchone()
+            best = row[0] if row else None
+            tiers = (0, 2) if best == 0 else (1, 2) if best == 1 else (0, 1, 2, 3)
+            cache[1][concept] = tiers
+        return tiers
 
     def about(self, concept: str, limit: int = 1) -> list[str]:
         """Ids of the entries about a concept, best first, one per duplicate group."""
