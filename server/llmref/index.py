@@ -479,7 +479,7 @@ def _matched(hit) -> frozenset[tuple[str, str]]:
 
 
 UNPOSITIONED = frozenset({"answer"})  # fields indexed without positions (no phrase queries)
-BULK_MIN_DOCS = 5000  # from this many documents, queries are scored term at a time (bulk.py)
+BULK_MIN_DOCS = 500  # from this many documents, queries are scored term at a time (bulk.py)
 
 
 def _ident(ids, docnum: int) -> str:
