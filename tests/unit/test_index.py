@@ -554,3 +554,31 @@ def test_text_fields_index_what_the_analyzer_pipeline_would():
         theirs = TEXT(analyzer=LlmrefTokenizer(), phrase=phrase)
         for text in texts:
             assert sorted(ours.index(text)) == sorted(theirs.index(text)), (phrase, text)
+
+
+def test_bulk_postings_read_what_whooshs_matcher_reads(tmp_path):
+    """bulk.py reads a posting list's blocks in one go: the same (docnum, weight) pairs as
+    Whoosh's matcher, for one-block and many-block lists (128 postings a block)."""
+    from whoosh.filedb.filestore import FileStorage
+
+    from llmref.bulk import _postings
+    from llmref.index import make_schema
+
+    ix = FileStorage(str(tmp_path)).create_index(make_schema())
+    writer = ix.writer()
+    for n in range(700):
+        words = " ".join(["attention"] * (1 + n % 5) + (["rare"] if n % 97 == 0 else []))
+        writer.add_document(id=f"e{n}", file="f.md", question=f"q {n}", answer=words, names="")
+    writer.commit()
+    with ix.searcher() as searcher:
+        reader = searcher.reader()
+        for field, term in (("answer", "attention"), ("answer", "rare"), ("question", "q")):
+            m = reader.postings(field, term)
+            want_ids, want_weights = [], []
+            while m.is_active():
+                want_ids.append(m.id())
+                want_weights.append(m.weight())
+                m.next()
+            ids, weights = _postings(reader, field, term)
+            assert list(ids) == want_ids and list(weights) == want_weights, (field, term)
+        assert len(want_ids) == 700 and _postings(reader, "answer", "absent") == ((), ())
