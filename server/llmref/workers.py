@@ -22,12 +22,12 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from .corpus.loader import NoteFile
 
-_FRAME = struct.Struct(">Q")
+FRAME = struct.Struct(">Q")  # a child's stdout: length-prefixed pickles (kind, payload)
 
 
 class BuildFailed(RuntimeError):
@@ -76,14 +76,85 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def _balance(notes: Sequence[NoteFile], n: int) -> list[list[NoteFile]]:
-    shards: list[list[NoteFile]] = [[] for _ in range(n)]
+def balance(notes: Sequence[NoteFile], n: int) -> list[list[int]]:
+    """Split notes into at most ``n`` shards of about equal bytes: the notes' indexes per
+    shard, biggest first."""
+    shards: list[list[int]] = [[] for _ in range(n)]
     loads = [0] * n
-    for note in sorted(notes, key=lambda x: -x.size):
+    for index in sorted(range(len(notes)), key=lambda x: -notes[x].size):
         i = loads.index(min(loads))
-        shards[i].append(note)
-        loads[i] += note.size + 2000  # a file costs something however small
+        shards[i].append(index)
+        loads[i] += notes[index].size + 2000  # a file costs something however small
     return [s for s in shards if s]
+
+
+def start_child(module: str, job: dict) -> subprocess.Popen:
+    """``python -m module`` as a fresh process (fork + exec, never a bare fork), given its
+    job as one JSON line on stdin; it answers in frames on stdout (``send_frame``)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=child_env(),
+        close_fds=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(job).encode() + b"\n")
+    proc.stdin.flush()
+    return proc
+
+
+def child_frames(
+    procs: Sequence[subprocess.Popen], stop: threading.Event | None = None
+) -> Iterator[tuple[str, object]]:
+    """Every (kind, payload) frame our children write, as they come, until all their
+    stdouts close (or ``stop`` is set). The pickles are our own children's."""
+    sel = selectors.DefaultSelector()
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            os.set_blocking(proc.stdout.fileno(), False)
+            sel.register(proc.stdout, selectors.EVENT_READ, bytearray())
+        open_streams = len(procs)
+        while open_streams and not (stop is not None and stop.is_set()):
+            for key, _ in sel.select(timeout=None if stop is None else 0.5):
+                buf = key.data
+                chunk = key.fileobj.read(1 << 20)  # type: ignore[union-attr]
+                if chunk is None:
+                    continue
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    open_streams -= 1
+                    continue
+                buf.extend(chunk)
+                while len(buf) >= FRAME.size:
+                    (length,) = FRAME.unpack_from(buf)
+                    if len(buf) < FRAME.size + length:
+                        break
+                    kind, payload = pickle.loads(bytes(buf[FRAME.size : FRAME.size + length]))
+                    del buf[: FRAME.size + length]
+                    yield kind, payload
+    finally:
+        sel.close()
+
+
+def stop_children(procs: Sequence[subprocess.Popen]) -> None:
+    """Close the children's stdin (they exit), kill any still running, reap them."""
+    for proc in procs:
+        if proc.stdin is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def close_outputs(procs: Sequence[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def parallel_index(
@@ -97,10 +168,9 @@ def parallel_index(
     """Index ``notes`` in ``workers`` processes; ``on_result(Prepared)`` is called here for
     each parsed file. Returns the Whoosh segments the workers wrote."""
     procs: list[subprocess.Popen] = []
-    sel = selectors.DefaultSelector()
     segments: list = []
     try:
-        for shard in _balance(notes, workers):
+        for shard in balance(notes, workers):
             job = {
                 "index": str(index_dir),
                 "glossary": [str(p) for p in config.glossary_paths],
@@ -108,46 +178,17 @@ def parallel_index(
                 "glossary_digests": config.glossary_digests,
                 "notes": [
                     [str(n.path), n.display, n.sort, n.size, n.mtime_ns, slugs.get(n.display)]
-                    for n in shard
+                    for n in (notes[i] for i in shard)
                 ],
             }
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "llmref.workers"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=child_env(),
-                close_fds=True,
-            )
-            assert proc.stdin is not None and proc.stdout is not None
-            procs.append(proc)
-            proc.stdin.write(json.dumps(job).encode() + b"\n")
-            proc.stdin.flush()
-            os.set_blocking(proc.stdout.fileno(), False)
-            sel.register(proc.stdout, selectors.EVENT_READ, [proc, bytearray()])
-        open_streams = len(procs)
-        while open_streams:
-            for key, _ in sel.select():
-                proc, buf = key.data
-                chunk = key.fileobj.read(1 << 20)  # type: ignore[union-attr]
-                if chunk is None:
-                    continue
-                if not chunk:
-                    sel.unregister(key.fileobj)
-                    open_streams -= 1
-                    continue
-                buf.extend(chunk)
-                while len(buf) >= _FRAME.size:
-                    (length,) = _FRAME.unpack_from(buf)
-                    if len(buf) < _FRAME.size + length:
-                        break
-                    kind, payload = pickle.loads(bytes(buf[_FRAME.size : _FRAME.size + length]))
-                    del buf[: _FRAME.size + length]
-                    if kind == "file":
-                        on_result(payload)
-                    elif kind == "segment":
-                        segments.append(payload)
-                    elif kind == "error":
-                        raise RuntimeError(f"an indexing worker failed: {payload}")
+            procs.append(start_child("llmref.workers", job))
+        for kind, payload in child_frames(procs):
+            if kind == "file":
+                on_result(payload)
+            elif kind == "segment":
+                segments.append(payload)
+            elif kind == "error":
+                raise RuntimeError(f"an indexing worker failed: {payload}")
         for proc in procs:
             if proc.wait() != 0:
                 raise RuntimeError(f"an indexing worker exited with code {proc.returncode}")
@@ -155,18 +196,8 @@ def parallel_index(
             raise RuntimeError("an indexing worker ended without its segment")
         return segments
     finally:
-        sel.close()
-        for proc in procs:
-            if proc.stdin is not None:
-                try:
-                    proc.stdin.close()
-                except OSError:
-                    pass
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+        stop_children(procs)
+        close_outputs(procs)
 
 
 # --- a whole build in a child process (the language server's way) -----------------------------
@@ -237,7 +268,7 @@ def build_in_child(
 
 def _build() -> int:
     die_with_parent()
-    payload = json.loads(_read_line())
+    payload = read_job()
     done = threading.Event()
     watch_stdin(done)
     out = sys.stdout.buffer
@@ -276,26 +307,27 @@ def _build() -> int:
     return 0
 
 
-def _read_line() -> bytes:
-    """The job: one line on stdin, read unbuffered (the rest of stdin is the parent watch)."""
+def read_job() -> dict:
+    """The job: one JSON line on stdin, read unbuffered (the rest of stdin is the parent
+    watch)."""
     data = bytearray()
     while not data.endswith(b"\n"):
         chunk = os.read(0, 1)
         if not chunk:
             break
         data.extend(chunk)
-    return bytes(data)
+    return json.loads(bytes(data))
 
 
-def _send(out, kind: str, payload) -> None:
+def send_frame(out, kind: str, payload) -> None:
     data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(_FRAME.pack(len(data)) + data)
+    out.write(FRAME.pack(len(data)) + data)
     out.flush()
 
 
 def _worker() -> int:
     die_with_parent()
-    job = json.loads(_read_line())
+    job = read_job()
     done = threading.Event()
     watch_stdin(done)
     out = sys.stdout.buffer
@@ -321,11 +353,11 @@ def _worker() -> int:
             fr = process(NoteFile(Path(path), display, sort, size, mtime_ns), glossary, slug)
             for entry in fr.entries:
                 writer.add_document(**document(entry, names_text(entry, glossary)))
-            _send(out, "file", prepare(fr, glossary))
+            send_frame(out, "file", prepare(fr, glossary))
         segment = writer._finalize_segment()
-        _send(out, "segment", segment)
+        send_frame(out, "segment", segment)
     except BaseException as exc:  # the parent reports it
-        _send(out, "error", f"{type(exc).__name__}: {exc}")
+        send_frame(out, "error", f"{type(exc).__name__}: {exc}")
         return 1
     finally:
         done.set()

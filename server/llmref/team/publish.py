@@ -23,11 +23,8 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import queue
-import selectors
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -43,7 +40,7 @@ from ..store import entry_json
 from . import db
 from .docs import FIELDS, Doc, digest_key, path_hash
 from .search import scoring_constants
-from .worker import FRAME, FileOut, prepare
+from .worker import FileOut, prepare
 
 log = logging.getLogger("llmref.team")
 
@@ -280,81 +277,35 @@ def _in_process(
         yield prepare(index, note, glossary, slugs.get(note.display))
 
 
-def _balance(notes: Sequence[NoteFile], n: int) -> list[list[tuple[int, NoteFile]]]:
-    """``n`` shards of (index, note) of about equal size, each in publish order."""
-    shards: list[list[tuple[int, NoteFile]]] = [[] for _ in range(n)]
-    loads = [0] * n
-    for index, note in sorted(enumerate(notes), key=lambda x: -x[1].size):
-        i = loads.index(min(loads))
-        shards[i].append((index, note))
-        loads[i] += note.size + 2000
-    return [sorted(s, key=lambda x: x[0]) for s in shards if s]
-
-
 def _in_workers(
     notes: list[NoteFile], glossary: Glossary, slugs: dict[str, str], workers: int
 ) -> Iterator[FileOut]:
     """Files prepared by worker processes, as they come (a reader thread drains the pipes
     while the caller writes to the database)."""
-    from ..workers import child_env
+    from ..workers import balance, child_frames, close_outputs, start_child, stop_children
 
     procs: list[subprocess.Popen] = []
     results: queue.Queue = queue.Queue(maxsize=2000)
-    for shard in _balance(notes, workers):
+    for shard in balance(notes, workers):
         job = {
             "glossary": [str(p) for p in glossary.paths],
             "glossary_digests": glossary.digests,
             "notes": [
                 [i, str(n.path), n.display, n.sort, n.size, n.mtime_ns, slugs.get(n.display)]
-                for i, n in shard
+                for i, n in ((i, notes[i]) for i in sorted(shard))
             ],
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llmref.team.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=child_env(),
-            close_fds=True,
-        )
-        assert proc.stdin is not None
-        procs.append(proc)
-        proc.stdin.write(json.dumps(job).encode() + b"\n")
-        proc.stdin.flush()
+        procs.append(start_child("llmref.team.worker", job))
     stop = threading.Event()
 
     def drain() -> None:
-        sel = selectors.DefaultSelector()
         try:
-            for proc in procs:
-                assert proc.stdout is not None
-                os.set_blocking(proc.stdout.fileno(), False)
-                sel.register(proc.stdout, selectors.EVENT_READ, [proc, bytearray()])
-            open_streams = len(procs)
-            while open_streams and not stop.is_set():
-                for key, _ in sel.select(timeout=0.5):
-                    _proc, buf = key.data
-                    chunk = key.fileobj.read(1 << 20)  # type: ignore[union-attr]
-                    if chunk is None:
-                        continue
-                    if not chunk:
-                        sel.unregister(key.fileobj)
-                        open_streams -= 1
-                        continue
-                    buf.extend(chunk)
-                    while len(buf) >= FRAME.size:
-                        (length,) = FRAME.unpack_from(buf)
-                        if len(buf) < FRAME.size + length:
-                            break
-                        # our own child's frames (see llmref.workers)
-                        kind, payload = pickle.loads(bytes(buf[FRAME.size : FRAME.size + length]))
-                        del buf[: FRAME.size + length]
-                        if kind in ("file", "error"):
-                            results.put((kind, payload))
+            for kind, payload in child_frames(procs, stop):
+                if kind in ("file", "error"):
+                    results.put((kind, payload))
             results.put(("end", None))
         except BaseException as exc:  # handed to the consumer
             results.put(("error", f"{type(exc).__name__}: {exc}"))
-        finally:
-            sel.close()
 
     reader = threading.Thread(target=drain, name="llmref-publish-read", daemon=True)
     reader.start()
@@ -372,19 +323,9 @@ def _in_workers(
                 raise RuntimeError(f"a publish worker exited with code {proc.returncode}")
     finally:
         stop.set()
-        for proc in procs:
-            if proc.stdin is not None:
-                try:
-                    proc.stdin.close()
-                except OSError:
-                    pass
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        stop_children(procs)
         reader.join(timeout=5)
-        for proc in procs:
-            if proc.stdout is not None:
-                proc.stdout.close()
+        close_outputs(procs)
 
 
 # --- publish -------------------------------------------------------------------------------------

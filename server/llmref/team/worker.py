@@ -1,16 +1,12 @@
 """Publish workers: ``python -m llmref.team.worker`` parses, tags and tokenizes its share of
-the changed note files and streams them back (framed pickles on stdout, as
-``llmref.workers`` does); the parent writes them to the database. Started fresh (fork +
+the changed note files and streams them back (``workers.send_frame``: framed pickles on
+stdout); the parent writes them to the database. Started fresh (fork +
 exec, never a bare fork of a threaded process), and dies with its parent
 (``workers.die_with_parent`` and the stdin watch).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import pickle
-import struct
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -19,8 +15,6 @@ from pathlib import Path
 from ..corpus.loader import NoteFile
 from ..glossary import Glossary
 from .docs import Doc, about_lines, about_rows, make_doc, posting_lines, strip_nul, team_entry
-
-FRAME = struct.Struct(">Q")
 
 
 @dataclass
@@ -69,27 +63,11 @@ def prepare(index: int, note: NoteFile, glossary: Glossary, slug: str | None) ->
     return out
 
 
-def _send(out, kind: str, payload) -> None:
-    data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(FRAME.pack(len(data)) + data)
-    out.flush()
-
-
-def _read_line() -> bytes:
-    data = bytearray()
-    while not data.endswith(b"\n"):
-        chunk = os.read(0, 1)
-        if not chunk:
-            break
-        data.extend(chunk)
-    return bytes(data)
-
-
 def main() -> int:
-    from ..workers import die_with_parent, watch_stdin
+    from ..workers import die_with_parent, read_job, send_frame, watch_stdin
 
     die_with_parent()
-    job = json.loads(_read_line())
+    job = read_job()
     done = threading.Event()
     watch_stdin(done)
     out = sys.stdout.buffer
@@ -100,10 +78,10 @@ def main() -> int:
             raise RuntimeError("the glossary changed during the publish")
         for index, path, display, sort, size, mtime_ns, slug in job["notes"]:
             note = NoteFile(Path(path), display, sort, size, mtime_ns)
-            _send(out, "file", prepare(index, note, glossary, slug))
-        _send(out, "done", None)
+            send_frame(out, "file", prepare(index, note, glossary, slug))
+        send_frame(out, "done", None)
     except BaseException as exc:  # the parent reports it
-        _send(out, "error", f"{type(exc).__name__}: {exc}")
+        send_frame(out, "error", f"{type(exc).__name__}: {exc}")
         return 1
     finally:
         done.set()
