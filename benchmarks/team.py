@@ -48,22 +48,9 @@ import cluster  # noqa: E402
 from lsprotocol import types  # noqa: E402
 from pygls.lsp.client import LanguageClient  # noqa: E402
 
+from lsp_latency import summary  # noqa: E402
+
 READER, WRITER = "bench-reader-pw", "bench-writer-pw"
-
-
-def percentile(values: list[float], q: float) -> float:
-    data = sorted(values)
-    if not data:
-        return float("nan")
-    pos = (len(data) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
-
-
-def stats_ms(values: list[float]) -> dict:
-    ms = [v * 1000 for v in values]
-    return {"n": len(ms), "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99)}
 
 
 def queries() -> list[str]:
@@ -230,7 +217,7 @@ async def measure_search(
                     times[s.name].append(time.perf_counter() - t0)
                     if not isinstance(result, list):
                         raise RuntimeError(f"{s.name}: {result}")
-        return {name: stats_ms(values) for name, values in times.items()}
+        return {name: summary(values) for name, values in times.items()}
     finally:
         for s in servers:
             await s.close()
@@ -262,7 +249,7 @@ async def measure_concurrent(notes: Path, reader: str, cache: Path, n: int, roun
         started = time.perf_counter()
         await asyncio.gather(*(loop(s) for s in servers))
         wall = time.perf_counter() - started
-        return {**stats_ms(times), "servers": n, "qps": len(times) / wall, "errors": missed}
+        return {**summary(times), "servers": n, "qps": len(times) / wall, "errors": missed}
     finally:
         for s in servers:
             await s.close()

@@ -62,6 +62,15 @@ class Options:
         )
 
 
+def _strings(value: Any) -> list[str] | None:
+    """A list of strings (one string is a list of one); None for anything else."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(x, str) for x in value):
+        return value
+    return None
+
+
 def _get(data: dict, *path: str) -> Any:
     cur: Any = data
     for key in path:
@@ -87,30 +96,16 @@ def parse_options(raw: Any) -> tuple[Options, list[str]]:
     if isinstance(raw.get("llmref"), dict):
         raw = raw["llmref"]
 
-    corpus = raw.get("corpus")
-    if corpus is not None:
-        if isinstance(corpus, str):
-            corpus = [corpus]
-        if isinstance(corpus, list) and all(isinstance(x, str) for x in corpus):
-            opts.corpus = [x for x in corpus if x.strip()]
-        else:
-            problems.append("corpus must be a list of folder paths")
-
-    bundled = raw.get("bundled")
-    if bundled is not None:
-        if isinstance(bundled, bool):
-            opts.bundled = bundled
-        else:
-            problems.append("bundled must be true or false")
-
-    exclude = raw.get("exclude")
-    if exclude is not None:
-        if isinstance(exclude, str):
-            exclude = [exclude]
-        if isinstance(exclude, list) and all(isinstance(x, str) for x in exclude):
-            opts.exclude = [x for x in exclude if x.strip()]
-        else:
-            problems.append("exclude must be a list of globs")
+    for key, attr, problem in (
+        ("corpus", "corpus", "corpus must be a list of folder paths"),
+        ("exclude", "exclude", "exclude must be a list of globs"),
+    ):
+        if raw.get(key) is not None:
+            given = _strings(raw[key])
+            if given is not None:
+                setattr(opts, attr, [x for x in given if x.strip()])
+            else:
+                problems.append(problem)
 
     max_mb = raw.get("maxFileMB")
     if max_mb is not None:
@@ -119,16 +114,15 @@ def parse_options(raw: Any) -> tuple[Options, list[str]]:
         else:
             problems.append("maxFileMB must be a number greater than 0")
 
-    languages = raw.get("languages")
-    if languages is not None:
-        if isinstance(languages, str):
-            languages = [languages]
-        if isinstance(languages, list) and languages and all(isinstance(x, str) for x in languages):
+    if raw.get("languages") is not None:
+        languages = _strings(raw["languages"])
+        if languages:
             opts.languages = [x.lower() for x in languages]
         else:
             problems.append('languages must be a non-empty list of language ids (or ["*"])')
 
     for path, attr in (
+        (("bundled",), "bundled"),
         (("hover", "enabled"), "hover_enabled"),
         (("completion", "enabled"), "completion_enabled"),
         (("completion", "snippets"), "completion_snippets"),
