@@ -23,7 +23,6 @@ import io
 import keyword
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import tokenize
@@ -42,6 +41,9 @@ from llmref.sense import Context
 from llmref.terms import TermFinder
 
 from .conftest import FIXTURES, ROOT, open_doc, wait_loaded
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import real_code  # noqa: E402
 
 WRITTEN = FIXTURES / "modeling_style.py"
 
@@ -243,22 +245,6 @@ def written() -> Source:
     return make_source("modeling_style.py (written)", WRITTEN, WRITTEN.read_text("utf-8"))
 
 
-_OFFLINE = (  # pip's words for "no network", most telling first
-    "Temporary failure in name resolution",
-    "Name or service not known",
-    "nodename nor servname",
-    "Network is unreachable",
-    "No route to host",
-    "Connection refused",
-    "Failed to establish a new connection",
-    "NewConnectionError",
-    "ConnectTimeoutError",
-    "ReadTimeoutError",
-    "ProxyError",
-    "Max retries exceeded",
-)
-
-
 def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"CI is set, so the real-file test may not be skipped: {reason}")
@@ -266,35 +252,13 @@ def _unavailable(reason: str) -> NoReturn:
 
 
 def transformers_wheel() -> Path:
-    """The transformers wheel, from the cache or downloaded into it (atomically)."""
-    WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
-    for cached in sorted(WHEEL_CACHE.glob(f"transformers-{TRANSFORMERS_VERSION}-*.whl")):
-        if zipfile.is_zipfile(cached):
-            return cached
-        cached.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(dir=WHEEL_CACHE, prefix=".download-") as tmp:
-        command = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            "--disable-pip-version-check", "--retries", "1", "--timeout", "20",
-            f"transformers=={TRANSFORMERS_VERSION}", "-d", tmp,
-        ]  # fmt: skip
-        try:
-            proc = subprocess.run(command, capture_output=True, text=True, timeout=240)
-        except subprocess.TimeoutExpired:
-            _unavailable(f"no network: downloading transformers=={TRANSFORMERS_VERSION} timed out")
-        output = proc.stdout + proc.stderr
-        wheels = sorted(Path(tmp).glob("transformers-*.whl"))
-        if proc.returncode != 0 or not wheels:
-            offline = [m for m in _OFFLINE if m in output]
-            if offline:
-                _unavailable(
-                    f"no network: pip could not download transformers=={TRANSFORMERS_VERSION} "
-                    f"from PyPI ({offline[0]})"
-                )
-            pytest.fail(f"pip download of transformers failed:\n{output}")
-        dest = WHEEL_CACHE / wheels[0].name
-        os.replace(wheels[0], dest)
-    return dest
+    """The transformers wheel, from the cache or downloaded into it (benchmarks/real_code.py)."""
+    try:
+        return real_code.fetch_wheel(f"transformers=={TRANSFORMERS_VERSION}", WHEEL_CACHE)
+    except real_code.Unavailable as exc:
+        _unavailable(str(exc))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
