@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from llmref.corpus.entry import Entry
+from llmref.corpus.group import _ASPECTS, _NON_WORD, _SYNONYMS
 from llmref.glossary import ABBREVIATIONS, MAX_UNITS, Concept, Match
 from llmref.normalize import IS_CJK, fold, singular, split_identifier, width_fold
 
@@ -127,32 +128,7 @@ class TermMatcher:
 # --- duplicate grouping: every pair ------------------------------------------------------------
 
 
-_ASPECTS = {
-    "diff": r"区别|不同|不一样|差异|差别|相比|对比|\bvs\b",
-    "pros": r"优点|优势|好处|特点",
-    "cons": r"缺点|局限|不足|劣势",
-    "why": r"为什么|为何|原因",
-    "how": r"如何|怎么|怎样|方法|步骤|流程",
-    "formula": r"公式",
-    "code": r"代码|实现",
-    "idea": r"思路|原理|机理|概念",
-}
-
-_SYNONYMS = [
-    (r"不一样|不同之处|不同|差异|差别", "区别"),
-    (r"为何", "为什么"),
-    (r"大部分|大多数", "大多"),
-    (r"结构", "架构"),
-    (r"减轻|减少|缓解|解决", "缓解"),
-    (r"llms", "llm"),
-    (r"大语言模型|大型语言模型|大模型", "llm"),
-    (r"屏蔽", "掩码"),
-    (r"单词", "词"),
-    (r"讲一下|讲讲|讲解|简述|介绍一下|介绍|解释一下|解释|请问|请|说说|谈谈", ""),
-    (r"什么是|是什么|有什么|什么|哪些|是否|有没有|吗|么|呢|啥", ""),
-    (r"中的|之间|的|是|在|了|和|与|及|有|一下", ""),
-]
-_NON_WORD = re.compile(r"[^0-9a-z\u3400-\u9fff]+")
+# the rules are the grouping's own (only the all-pairs algorithm is the reference's)
 
 
 def intent_key(question: str) -> str:
