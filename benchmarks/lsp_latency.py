@@ -804,6 +804,7 @@ def server_env(cache: Path, pycache: Path | None) -> dict[str, str]:
     env["LLMREF_CACHE_DIR"] = str(cache)
     env["LLMREF_CONFIG"] = str(cache / "no-config.yaml")  # does not exist: defaults
     env.pop("LLMREF_CORPUS", None)
+    env.pop("LLMREF_DATABASE", None)  # never a team database the caller happens to have
     if pycache is not None:
         # compiled bytecode kept (in a temporary folder, not in the checkout), as it would be
         # for an installed package, even where PYTHONDONTWRITEBYTECODE is set

@@ -48,7 +48,7 @@ import cluster  # noqa: E402
 from lsprotocol import types  # noqa: E402
 from pygls.lsp.client import LanguageClient  # noqa: E402
 
-from lsp_latency import summary  # noqa: E402
+from lsp_latency import server_env, summary  # noqa: E402
 
 READER, WRITER = "bench-reader-pw", "bench-writer-pw"
 
@@ -58,16 +58,6 @@ def queries() -> list[str]:
     for path in (ROOT / "tests/data/dev-queries.yaml", ROOT / "benchmarks/extra-queries.yaml"):
         out += [q["query"] for q in yaml.safe_load(path.read_text(encoding="utf-8"))]
     return out
-
-
-def env_for(cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT / "server")
-    env["LLMREF_CACHE_DIR"] = str(cache)
-    env["LLMREF_CONFIG"] = str(cache / "no-config.yaml")
-    env.pop("LLMREF_CORPUS", None)
-    env.pop("LLMREF_DATABASE", None)
-    return env
 
 
 def make_db(node: cluster.Node, name: str) -> tuple[str, str]:
@@ -119,7 +109,7 @@ def measure_local_build(notes: Path, cache: Path) -> float:
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "llmref", "index", "--corpus", str(notes)],
-        env=env_for(cache),
+        env=server_env(cache, None),
         check=True,
         capture_output=True,
     )
@@ -193,11 +183,13 @@ async def measure_search(
     notes: Path, reader: str, caches: tuple[Path, Path], rounds: int, local: bool
 ) -> dict:
     qs = queries()
-    team = Server("postgres", env_for(caches[1]), {"database": reader, "databaseTimeoutMs": 2000})
+    team = Server(
+        "postgres", server_env(caches[1], None), {"database": reader, "databaseTimeoutMs": 2000}
+    )
     servers = [team]
     whoosh = None
     if local:
-        whoosh = Server("whoosh", env_for(caches[0]), {"corpus": [str(notes)]})
+        whoosh = Server("whoosh", server_env(caches[0], None), {"corpus": [str(notes)]})
         servers.append(whoosh)
     try:
         for s in servers:
@@ -226,7 +218,7 @@ async def measure_search(
 async def measure_concurrent(notes: Path, reader: str, cache: Path, n: int, rounds: int) -> dict:
     qs = queries()
     servers = [
-        Server(f"s{i}", env_for(cache), {"database": reader, "databaseTimeoutMs": 2000})
+        Server(f"s{i}", server_env(cache, None), {"database": reader, "databaseTimeoutMs": 2000})
         for i in range(n)
     ]
     try:

@@ -24,6 +24,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from .corpus.loader import NoteFile
 
@@ -254,25 +255,14 @@ def build_in_child(
         code = proc.wait()
         drain.join(timeout=5)
     finally:
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_children([proc])
     if code != 0:
         tail = "; ".join(line for line in errors[-3:] if line.strip()) or f"exit code {code}"
         raise BuildFailed(f"the indexing process failed: {tail}")
 
 
 def _build() -> int:
-    die_with_parent()
-    payload = read_job()
-    done = threading.Event()
-    watch_stdin(done)
-    out = sys.stdout.buffer
-    sys.stdout = sys.stderr
+    payload, done, out = child_start()
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="llmref build: %(message)s")
@@ -319,6 +309,19 @@ def read_job() -> dict:
     return json.loads(bytes(data))
 
 
+def child_start() -> tuple[dict, threading.Event, Any]:
+    """A child's first steps: die with the parent, read the job, exit if stdin closes before
+    ``done`` is set, and keep stdout for the parent (print goes to stderr). Returns the job,
+    ``done`` and the binary stdout."""
+    die_with_parent()
+    job = read_job()
+    done = threading.Event()
+    watch_stdin(done)
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write to the parent's stream
+    return job, done, out
+
+
 def send_frame(out, kind: str, payload) -> None:
     data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
     out.write(FRAME.pack(len(data)) + data)
@@ -326,12 +329,7 @@ def send_frame(out, kind: str, payload) -> None:
 
 
 def _worker() -> int:
-    die_with_parent()
-    job = read_job()
-    done = threading.Event()
-    watch_stdin(done)
-    out = sys.stdout.buffer
-    sys.stdout = sys.stderr  # nothing else may write to the frame stream
+    job, done, out = child_start()
     try:
         from whoosh.filedb.filestore import FileStorage
         from whoosh.writing import SegmentWriter

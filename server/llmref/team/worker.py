@@ -8,7 +8,6 @@ exec, never a bare fork of a threaded process), and dies with its parent
 from __future__ import annotations
 
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,14 +63,9 @@ def prepare(index: int, note: NoteFile, glossary: Glossary, slug: str | None) ->
 
 
 def main() -> int:
-    from ..workers import die_with_parent, read_job, send_frame, watch_stdin
+    from ..workers import child_start, send_frame
 
-    die_with_parent()
-    job = read_job()
-    done = threading.Event()
-    watch_stdin(done)
-    out = sys.stdout.buffer
-    sys.stdout = sys.stderr  # nothing else may write to the frame stream
+    job, done, out = child_start()
     try:
         glossary = Glossary.load([Path(p) for p in job["glossary"]])
         if [list(d) for d in glossary.digests] != [list(d) for d in job["glossary_digests"]]:
