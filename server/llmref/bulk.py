@@ -39,7 +39,6 @@ from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import TermNotFound
 from whoosh.util.numeric import byte_to_length
 
-CONCEPT_FIELDS = frozenset({"concepts", "answer_concepts"})
 K1, B = 1.2, 0.75  # whoosh.scoring.BM25F's defaults, which index.SearchIndex uses
 RECENT_POSTINGS = 2_000_000  # scored postings kept for repeated terms (12 bytes each)
 RECENT_MIN = 500  # terms with fewer postings are read again (cheaply)
@@ -63,12 +62,12 @@ class _Clause:
     alts: list[_Alt]
 
 
-def compile_plan(clauses: Sequence, unpositioned: frozenset[str]) -> list[_Clause]:
+def compile_plan(clauses: Sequence) -> list[_Clause]:
     """The plan as ``index._to_whoosh`` builds it for Whoosh (same alternatives, same boosts)."""
     out: list[_Clause] = []
     for c in clauses:
         if c.mode == "max":
-            alts = [a for a in (_alt(x, unpositioned, x.boost) for x in c.alternatives) if a]
+            alts = [a for a in (_alt(x, x.boost) for x in c.alternatives) if a]
             if not alts:
                 continue
             if len(alts) == 1:  # Whoosh: the one alternative takes the clause's boost
@@ -79,24 +78,21 @@ def compile_plan(clauses: Sequence, unpositioned: frozenset[str]) -> list[_Claus
                     a.coef = float(c.boost) * a.coef
                 out.append(_Clause(True, alts))
         else:
-            alt = _alt(c, unpositioned, c.boost)
+            alt = _alt(c, c.boost)
             if alt is not None:
                 out.append(_Clause(False, [alt]))
     return out
 
 
-def _alt(c, unpositioned: frozenset[str], boost: float) -> _Alt | None:
-    if c.mode == "max":
-        return None  # not nested (the planner never does)
-    terms = [t for t in c.terms if t]
-    if not terms:
+def _alt(c, boost: float) -> _Alt | None:
+    from .index import match_mode
+
+    how = None if c.mode == "max" else match_mode(c)  # max clauses are not nested
+    if how is None:
         return None
-    if c.field in CONCEPT_FIELDS or len(terms) == 1 or c.mode == "any":
-        return _Alt(float(boost), "any", [(c.field, t) for t in dict.fromkeys(terms)])
-    if c.mode == "all" or c.field in unpositioned:
-        return _Alt(float(boost), "all", [(c.field, t) for t in dict.fromkeys(terms)])
-    phrase = wq.Phrase(c.field, terms, slop=c.slop)
-    return _Alt(float(boost), "phrase", [(c.field, t) for t in terms], phrase)
+    mode, words = how
+    phrase = wq.Phrase(c.field, words, slop=c.slop) if mode == "phrase" else None
+    return _Alt(float(boost), mode, [(c.field, t) for t in words], phrase)
 
 
 class BulkScorer:

@@ -53,6 +53,7 @@ from whoosh.scoring import BM25F
 from whoosh.system import pack_uint
 
 from . import cache, normalize
+from .bulk import BulkScorer, compile_plan
 from .corpus.entry import Entry
 
 log = logging.getLogger("llmref.index")
@@ -426,26 +427,23 @@ class SearchIndex:
 
         Big indexes (BULK_MIN_DOCS and more): Whoosh's matchers walk most of the index for a
         query with words many documents hold ("模型", "model", a generic concept); there the
-        plan is scored term at a time from bulk-read postings (bulk.py: the same scores)."""
-        parts = [q for q in (_to_whoosh(c) for c in clauses) if q is not None]
-        if not parts:
-            return []
+        plan is scored term at a time from bulk-read postings (bulk.py)."""
         searcher = self._get_searcher()
         ids = self._ids
         if ids is None:
             return []
         if searcher.reader().doc_count_all() >= BULK_MIN_DOCS:
             if self._bulk is None:
-                from .bulk import BulkScorer
-
                 self._bulk = BulkScorer(searcher)
-            from .bulk import compile_plan
-
-            plan = compile_plan(clauses, UNPOSITIONED)
             return [
                 Hit(_ident(ids, d), score, matched)
-                for d, score, matched in self._bulk.search(plan, limit, terms=terms)
+                for d, score, matched in self._bulk.search(
+                    compile_plan(clauses), limit, terms=terms
+                )
             ]
+        parts = [q for q in (_to_whoosh(c) for c in clauses) if q is not None]
+        if not parts:
+            return []
         results = searcher.search(wq.Or(parts), limit=limit, terms=terms)
         return [
             Hit(_ident(ids, hit.docnum), float(hit.score), _matched(hit) if terms else frozenset())
@@ -492,6 +490,24 @@ def _text_terms(pairs) -> Iterable[tuple[str, str]]:
         yield name, text.decode("utf-8") if isinstance(text, bytes) else text
 
 
+CONCEPT_FIELDS = frozenset({"concepts", "answer_concepts"})  # keywords: no phrases
+
+
+def match_mode(clause: Clause) -> tuple[str, list[str]] | None:
+    """How a (non-max) clause matches on every engine: ``("any" | "all" | "phrase", words)``
+    (any/all: each word once; a phrase keeps its order and repeats), None without words.
+    One word, a concept field or mode any is any-of; an unpositioned field's phrase is
+    all-of."""
+    terms = [t for t in clause.terms if t]
+    if not terms:
+        return None
+    if clause.field in CONCEPT_FIELDS or len(terms) == 1 or clause.mode == "any":
+        return "any", list(dict.fromkeys(terms))
+    if clause.mode == "all" or clause.field in UNPOSITIONED:
+        return "all", list(dict.fromkeys(terms))
+    return "phrase", terms
+
+
 def _to_whoosh(clause: Clause) -> wq.Query | None:
     if clause.mode == "max":
         subs = [q for q in (_to_whoosh(a) for a in clause.alternatives) if q is not None]
@@ -500,16 +516,17 @@ def _to_whoosh(clause: Clause) -> wq.Query | None:
         best: wq.Query = subs[0] if len(subs) == 1 else wq.DisjunctionMax(subs)
         best.boost = clause.boost
         return best
-    terms = [t for t in clause.terms if t]
-    if not terms:
+    how = match_mode(clause)
+    if how is None:
         return None
-    if clause.field in ("concepts", "answer_concepts") or len(terms) == 1 or clause.mode == "any":
-        subs = [wq.Term(clause.field, t) for t in dict.fromkeys(terms)]
+    mode, words = how
+    if mode == "any":
+        subs = [wq.Term(clause.field, t) for t in words]
         q: wq.Query = subs[0] if len(subs) == 1 else wq.Or(subs)
-    elif clause.mode == "all" or clause.field in UNPOSITIONED:
-        q = wq.And([wq.Term(clause.field, t) for t in dict.fromkeys(terms)])
+    elif mode == "all":
+        q = wq.And([wq.Term(clause.field, t) for t in words])
     else:
-        q = wq.Phrase(clause.field, terms, slop=clause.slop)
+        q = wq.Phrase(clause.field, words, slop=clause.slop)
     q.boost = clause.boost
     return q
 

@@ -461,7 +461,7 @@ def test_term_at_a_time_scoring_scores_the_plan_as_meant(reference, monkeypatch)
     phrases = 0
     for query in queries:
         clauses = reference._prepare(query, None).clauses
-        plan = compile_plan(clauses, index_mod.UNPOSITIONED)
+        plan = compile_plan(clauses)
         phrases += any(a.mode == "phrase" for c in plan for a in c.alts)
         expected: dict[int, float] = {}
         for clause in plan:

@@ -31,10 +31,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..corpus.entry import Entry
-from ..index import UNPOSITIONED, Clause, Hit
+from ..index import Clause, Hit, match_mode
 from .docs import FIELD_ID, FIELDS, K1, LABEL
 
-CONCEPT_FIELDS = ("concepts", "answer_concepts")
 DEFAULT_K = 1000  # postings read per query term (best first)
 DEFAULT_M = 300  # candidates scored exactly
 
@@ -93,24 +92,19 @@ class Compiled:
 
 def _alt(out: Compiled, clause: int, c: Clause, boost: float) -> bool:
     """Add one alternative (as ``index._to_whoosh`` turns a clause into a Whoosh query)."""
-    terms = [t for t in c.terms if t]
-    if not terms or c.field not in FIELD_ID:
+    how = match_mode(c)
+    if how is None or c.field not in FIELD_ID:
         return False
     fid = FIELD_ID[c.field]
-    if c.field in CONCEPT_FIELDS or len(terms) == 1 or c.mode == "any":
-        mode, words, query = "any", list(dict.fromkeys(terms)), None
-    elif c.mode == "all" or c.field in UNPOSITIONED:  # the local index has no answer positions
-        words = list(dict.fromkeys(terms))
+    mode, words = how
+    label = LABEL[c.field]
+    if mode == "any":
+        query = None
+    elif mode == "phrase" and c.slop <= 1:
+        query = " <-> ".join(f"{_quote(t)}:{label}" for t in words)
+    else:  # all-of (a phrase with slop > 1 too: in any order nearby, a superset)
         mode = "all"
-        query = " & ".join(f"{_quote(t)}:{LABEL[c.field]}" for t in words)
-    elif c.mode == "phrase":
-        words = terms
-        label = LABEL[c.field]
-        joint = " <-> " if c.slop <= 1 else " & "  # slop > 1: in any order nearby (a superset)
-        mode = "phrase" if c.slop <= 1 else "all"
-        query = joint.join(f"{_quote(t)}:{label}" for t in words)
-    else:
-        return False
+        query = " & ".join(f"{_quote(t)}:{label}" for t in words)
     out.alt_clause.append(clause)
     out.alt_mode.append(mode)
     out.alt_boost.append(float(boost))
