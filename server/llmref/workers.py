@@ -328,32 +328,12 @@ def send_frame(out, kind: str, payload) -> None:
     out.flush()
 
 
-def _worker() -> int:
+def serve_frames(work: Callable[[dict, Callable[[str, object], None]], None]) -> int:
+    """A worker's life: ``child_start``, then ``work(job, send)`` with ``send(kind, payload)``
+    writing frames to the parent; a failure becomes an "error" frame (and exit code 1)."""
     job, done, out = child_start()
     try:
-        from whoosh.filedb.filestore import FileStorage
-        from whoosh.writing import SegmentWriter
-
-        from .build import prepare, process
-        from .glossary import Glossary
-        from .index import document
-        from .ranking import names_text
-
-        cache_dir = Path(job["glossary_cache"])
-        glossary = Glossary.load(
-            [Path(p) for p in job["glossary"]], cache_dir=cache_dir if cache_dir.is_dir() else None
-        )
-        if [list(d) for d in glossary.digests] != [list(d) for d in job["glossary_digests"]]:
-            raise RuntimeError("the glossary changed during the build")
-        ix = FileStorage(job["index"], supports_mmap=False).open_index()
-        writer = SegmentWriter(ix, _lk=False, limitmb=192)
-        for path, display, sort, size, mtime_ns, slug in job["notes"]:
-            fr = process(NoteFile(Path(path), display, sort, size, mtime_ns), glossary, slug)
-            for entry in fr.entries:
-                writer.add_document(**document(entry, names_text(entry, glossary)))
-            send_frame(out, "file", prepare(fr, glossary))
-        segment = writer._finalize_segment()
-        send_frame(out, "segment", segment)
+        work(job, lambda kind, payload: send_frame(out, kind, payload))
     except BaseException as exc:  # the parent reports it
         send_frame(out, "error", f"{type(exc).__name__}: {exc}")
         return 1
@@ -362,5 +342,35 @@ def _worker() -> int:
     return 0
 
 
+def job_glossary(job: dict, what: str, cache_dir: Path | None = None):
+    """The glossary a job names, checked against the digests the parent saw."""
+    from .glossary import Glossary
+
+    glossary = Glossary.load([Path(p) for p in job["glossary"]], cache_dir=cache_dir)
+    if [list(d) for d in glossary.digests] != [list(d) for d in job["glossary_digests"]]:
+        raise RuntimeError(f"the glossary changed during the {what}")
+    return glossary
+
+
+def _index_shard(job: dict, send: Callable[[str, object], None]) -> None:
+    from whoosh.filedb.filestore import FileStorage
+    from whoosh.writing import SegmentWriter
+
+    from .build import prepare, process
+    from .index import document
+    from .ranking import names_text
+
+    cache_dir = Path(job["glossary_cache"])
+    glossary = job_glossary(job, "build", cache_dir if cache_dir.is_dir() else None)
+    ix = FileStorage(job["index"], supports_mmap=False).open_index()
+    writer = SegmentWriter(ix, _lk=False, limitmb=192)
+    for path, display, sort, size, mtime_ns, slug in job["notes"]:
+        fr = process(NoteFile(Path(path), display, sort, size, mtime_ns), glossary, slug)
+        for entry in fr.entries:
+            writer.add_document(**document(entry, names_text(entry, glossary)))
+        send("file", prepare(fr, glossary))
+    send("segment", writer._finalize_segment())
+
+
 if __name__ == "__main__":
-    sys.exit(_build() if sys.argv[1:] == ["--build"] else _worker())
+    sys.exit(_build() if sys.argv[1:] == ["--build"] else serve_frames(_index_shard))

@@ -62,24 +62,20 @@ def prepare(index: int, note: NoteFile, glossary: Glossary, slug: str | None) ->
     return out
 
 
-def main() -> int:
-    from ..workers import child_start, send_frame
+def _publish_shard(job: dict, send) -> None:
+    from ..workers import job_glossary
 
-    job, done, out = child_start()
-    try:
-        glossary = Glossary.load([Path(p) for p in job["glossary"]])
-        if [list(d) for d in glossary.digests] != [list(d) for d in job["glossary_digests"]]:
-            raise RuntimeError("the glossary changed during the publish")
-        for index, path, display, sort, size, mtime_ns, slug in job["notes"]:
-            note = NoteFile(Path(path), display, sort, size, mtime_ns)
-            send_frame(out, "file", prepare(index, note, glossary, slug))
-        send_frame(out, "done", None)
-    except BaseException as exc:  # the parent reports it
-        send_frame(out, "error", f"{type(exc).__name__}: {exc}")
-        return 1
-    finally:
-        done.set()
-    return 0
+    glossary = job_glossary(job, "publish")
+    for index, path, display, sort, size, mtime_ns, slug in job["notes"]:
+        note = NoteFile(Path(path), display, sort, size, mtime_ns)
+        send("file", prepare(index, note, glossary, slug))
+    send("done", None)
+
+
+def main() -> int:
+    from ..workers import serve_frames
+
+    return serve_frames(_publish_shard)
 
 
 if __name__ == "__main__":
