@@ -161,6 +161,31 @@ def test_publish_then_search_show_list_through_the_cli(team_db: TeamDB, tmp_path
     assert any(line.startswith("llm-interview-104-questions:") for line in listed)
 
 
+def test_publish_workers_write_what_one_process_writes(pg):
+    """A big publish parses in worker processes (llmref.team.worker): the database holds the
+    same entries, postings and concept rows as a publish in one process."""
+    import psycopg
+
+    from llmref.team.publish import publish
+
+    def contents(db: TeamDB) -> tuple:
+        with psycopg.connect(db.admin) as conn:
+            return tuple(
+                conn.execute(sql).fetchall()
+                for sql in (
+                    "SELECT id, data FROM llmref.entries ORDER BY id",
+                    "SELECT count(*), sum(tf) FROM llmref.postings",
+                    "SELECT count(*) FROM llmref.about",
+                )
+            )
+
+    one, two = make_db(pg.primary), make_db(pg.primary)
+    assert publish([CORPUS], one.writer, workers=1).entries > 100
+    report = publish([CORPUS], two.writer, workers=2)
+    assert report.workers == 2
+    assert contents(one) == contents(two)
+
+
 def test_incremental_publish_replaces_changed_and_removes_deleted_files(
     team_db: TeamDB, tmp_path: Path
 ):
