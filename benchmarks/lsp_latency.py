@@ -652,23 +652,30 @@ class Session:
         return f"\nserver stderr:\n{text[-2000:]}" if text else ""
 
     async def close(self) -> None:
-        server = self.client._server  # noqa: SLF001
         try:
-            if server is not None and server.returncode is None:
-                await asyncio.wait_for(self.client.shutdown_async(None), 5)
-                self.client.exit(None)
-                await asyncio.wait_for(self.client.stop(), 5)
-        except (asyncio.TimeoutError, RuntimeError, ConnectionError):
-            pass
+            await stop_client(self.client)
         finally:
-            if server is not None and server.returncode is None:
-                server.kill()
-                with contextlib.suppress(Exception):
-                    await server.wait()
             if self._drain is not None:
                 self._drain.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._drain
+
+
+async def stop_client(client: LanguageClient) -> None:
+    """shutdown + exit, then the process is stopped; killed if it does not go in 5 s."""
+    server = client._server  # noqa: SLF001
+    try:
+        if server is not None and server.returncode is None:
+            await asyncio.wait_for(client.shutdown_async(None), 5)
+            client.exit(None)
+            await asyncio.wait_for(client.stop(), 5)
+    except Exception:  # a server that is gone or stuck: killed below
+        pass
+    finally:
+        if server is not None and server.returncode is None:
+            server.kill()
+            with contextlib.suppress(Exception):
+                await server.wait()
 
 
 # --- measurements ----------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import shutil
@@ -48,7 +47,7 @@ import cluster  # noqa: E402
 from lsprotocol import types  # noqa: E402
 from pygls.lsp.client import LanguageClient  # noqa: E402
 
-from lsp_latency import server_env, summary  # noqa: E402
+from lsp_latency import server_env, stop_client, summary  # noqa: E402
 
 READER, WRITER = "bench-reader-pw", "bench-writer-pw"
 
@@ -165,18 +164,7 @@ class Server:
         raise TimeoutError(f"{self.name} did not become ready")
 
     async def close(self) -> None:
-        server = self.client._server  # noqa: SLF001
-        try:
-            await asyncio.wait_for(self.client.shutdown_async(None), 5)
-            self.client.exit(None)
-            await asyncio.wait_for(self.client.stop(), 5)
-        except Exception:
-            pass
-        finally:
-            if server is not None and server.returncode is None:
-                server.kill()
-                with contextlib.suppress(Exception):
-                    await server.wait()
+        await stop_client(self.client)
 
 
 async def measure_search(
