@@ -19,13 +19,10 @@ failure that asks for the entry to move into CONCEPT or ORDINARY.
 from __future__ import annotations
 
 import asyncio
-import io
-import keyword
 import os
 import re
 import sys
 import tempfile
-import tokenize
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
@@ -44,6 +41,7 @@ from .conftest import FIXTURES, ROOT, open_doc, wait_loaded
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import real_code  # noqa: E402
+from real_code import Occurrence, identifiers  # noqa: E402
 
 WRITTEN = FIXTURES / "modeling_style.py"
 
@@ -164,14 +162,6 @@ REAL_MUST_HAVE = {
 # --- identifiers and lookups ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Occurrence:
-    name: str
-    line: int  # 0-based
-    start: int  # string offsets in the line
-    end: int
-
-
 @dataclass
 class Source:
     label: str
@@ -183,15 +173,6 @@ class Source:
     @property
     def names(self) -> set[str]:
         return {o.name for o in self.occurrences}
-
-
-def identifiers(text: str) -> list[Occurrence]:
-    out = []
-    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-        if tok.type == tokenize.NAME and not keyword.iskeyword(tok.string):
-            (row, col), (_, end) = tok.start, tok.end
-            out.append(Occurrence(tok.string, row - 1, col, end))
-    return out
 
 
 def make_source(label: str, path: Path, text: str) -> Source:
