@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -255,8 +254,3 @@ def _read_table(name: str) -> dict[str, tuple[str, ...]]:
         if key and words:
             table[key] = tuple(dict.fromkeys(table.get(key, ()) + words))
     return table
-
-
-def iter_keys(name: str = CURATED) -> Iterator[str]:
-    """Keys of a table (tests, tools)."""
-    yield from _read_table(name)

@@ -585,17 +585,6 @@ class BuildReport:
     removed: int = 0
 
 
-def _open_store_and_index(gen: Path, key: bytes) -> tuple[Store, SearchIndex]:
-    cache.check_tree(gen)
-    index = SearchIndex.open(gen / WHOOSH, key)
-    try:
-        store = Store(gen / STORE)
-    except Exception:
-        index.close()
-        raise
-    return store, index
-
-
 def full_build(
     slot: Slot,
     config: Config,

@@ -91,10 +91,6 @@ class Concept:
     file: str = ""
     line: int = 0
 
-    @property
-    def zh_name(self) -> str | None:
-        return self.zh[0] if self.zh else None
-
     def forms(self) -> Iterator[tuple[str, str]]:
         """(text, kind) of every way to write the concept."""
         yield self.name, "name"

@@ -339,9 +339,6 @@ class Store:
         ).fetchone()
         return row[0]
 
-    def concepts_with_entries(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT DISTINCT concept FROM about")}
-
     # --- vocabulary and snippets ---------------------------------------------------------------
 
     def vocabulary(self, min_df: int = 1) -> list[str]:
@@ -373,9 +370,6 @@ class Store:
                     seen.add((ident, name))
                     out.append(SnippetRow(ident, name, code, language))
         return out
-
-    def snippet_count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM snippets").fetchone()[0]
 
 
 class _Tx:

@@ -152,14 +152,6 @@ def probe_grams(sig: Signature, rank: Callable[[str], int]) -> list[str]:
     return ordered[: _prefix_len(len(ordered), bool(sig.concepts))]
 
 
-def gram_ranks(sigs: Iterable[Signature]) -> Callable[[str], int]:
-    """A global order from the data: how many questions have the gram (unseen: 0)."""
-    df: Counter[str] = Counter()
-    for sig in sigs:
-        df.update(grams(sig))
-    return lambda g: df.get(g, 0)
-
-
 # --- a full build ---------------------------------------------------------------------------
 
 

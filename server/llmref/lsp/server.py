@@ -132,9 +132,6 @@ class LlmrefServer(LanguageServer):
     def load_glossary(self) -> None:
         self.loader.load_glossary()
 
-    def start_loading(self, *, rebuild: bool = False) -> None:
-        self.loader.start(rebuild=rebuild)
-
     def shutdown_llmref(self) -> None:
         self.loader.stop()
 
