@@ -704,7 +704,7 @@ def sync(
     Returns None when nothing changed. ``known``: the store's file rows, if already read."""
     started = time.perf_counter()
     if known is None:
-        known = store.files(problems=False)
+        known = store.files()
     current = {str(n.path): n for n in found.notes}
     removed = [p for p in known if p not in current]
     changed: list[NoteFile] = []
@@ -788,7 +788,7 @@ def sync(
 def needs_full_rebuild(store: Store, found: Scan, known: dict[str, FileRow] | None = None) -> bool:
     """When most of the corpus changed, one clean build beats many small updates."""
     if known is None:
-        known = store.files(problems=False)
+        known = store.files()
     current = {str(n.path): n for n in found.notes}
     changed = sum(
         1

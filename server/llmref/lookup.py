@@ -303,7 +303,7 @@ class Reference:
             with self._lock:
                 if slot.current() != self._opened.gen:  # someone published a new build
                     self._swap(_open_current(slot))
-                known = self.store.files(problems=False)
+                known = self.store.files()
                 if needs_full_rebuild(self.store, found, known):
                     if self.builder is not None:
                         full = True
@@ -413,13 +413,17 @@ class Reference:
         found = self.store.entries(ids)
         return [found[i] for i in ids if i in found]
 
+    def best_about(self, concept: str) -> Entry | None:
+        """The one entry that best answers what the concept is (cards, citations, definition)."""
+        about = self.about(concept, limit=1)
+        return about[0] if about else None
+
     def card(self, concept: str) -> CardInput | None:
         """What a hover card for the concept shows."""
         c = self.glossary.get(concept)
         if c is None:
             return None
-        about = self.about(concept, limit=1)
-        best = about[0] if about else None
+        best = self.best_about(concept)
         others = self.also_in(best) if best else []
         related = [r for r in (self.glossary.get(x) for x in c.related) if r is not None]
         more = max(self.store.about_count(concept) - 1, 0) if best else 0
@@ -903,7 +907,7 @@ def _open_slot(
 
 def _stale(store: Store, found: Scan) -> bool:
     """Whether any note file differs (by stat) from what the store indexed."""
-    known = store.files(problems=False)
+    known = store.files()
     if len(known) != len(found.notes):
         return True
     for note in found.notes:

@@ -93,7 +93,6 @@ class FileRow:
     mtime_ns: int
     size: int
     digest: str
-    problems: list[list]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,20 +188,12 @@ class Store:
 
     # --- files -----------------------------------------------------------------------------------
 
-    def files(self, *, problems: bool = True) -> dict[str, FileRow]:
-        """Every file row by path; ``problems=False``: without their problems (left empty),
-        what a sync compares (100k entries: ~7k JSON documents less to read)."""
-        if not problems:
-            rows = self.db.execute(
-                "SELECT id, path, display, sort, mtime_ns, size, digest FROM files"
-            ).fetchall()
-            return {r[1]: FileRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], []) for r in rows}
+    def files(self) -> dict[str, FileRow]:
+        """Every file row by path (what a sync compares; problems are read by ``problems``)."""
         rows = self.db.execute(
-            "SELECT id, path, display, sort, mtime_ns, size, digest, problems FROM files"
+            "SELECT id, path, display, sort, mtime_ns, size, digest FROM files"
         ).fetchall()
-        return {
-            r[1]: FileRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows
-        }
+        return {r[1]: FileRow(*r) for r in rows}
 
     def problems(self) -> list[tuple[str, int | None, str]]:
         out: list[tuple[str, int | None, str]] = []

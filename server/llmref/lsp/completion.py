@@ -89,15 +89,15 @@ def _citations(
     for row in rows:
         if len(out) >= 3:
             break
-        about = ref.about(row.concept, limit=1)
-        if not about:
+        best = ref.best_about(row.concept)
+        if best is None:
             continue
-        text = citation(ref.glossary.get(row.concept), about[0], row.label)
+        text = citation(ref.glossary.get(row.concept), best, row.label)
         out.append(
             types.CompletionItem(
                 label=f"{row.label} — cite",
                 kind=types.CompletionItemKind.Snippet,
-                detail=f"citation of {about[0].source}:{about[0].line}",
+                detail=f"citation of {best.source}:{best.line}",
                 sort_text=f"1{len(out):03d}",
                 filter_text=_filter_text(typed, row.forms),
                 text_edit=types.TextEdit(range=edit_range, new_text=text),
