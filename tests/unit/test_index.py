@@ -406,7 +406,20 @@ def test_a_read_only_cache_falls_back(notes, tmp_path, monkeypatch, small_mount)
     ref.close()
 
 
-def test_term_at_a_time_scoring_scores_the_plan_as_meant(reference, monkeypatch):
+@pytest.fixture(params=["arrays", "dicts"])
+def bulk_engine(request, monkeypatch):
+    """bulk.py's arithmetic: numpy arrays (when numpy imports) or plain dictionaries (the VS
+    Code extension's vendored Python)."""
+    from llmref import bulk
+
+    if request.param == "dicts":
+        monkeypatch.setattr(bulk, "_array_ops", lambda: None)
+    else:
+        pytest.importorskip("numpy")
+    return request.param
+
+
+def test_term_at_a_time_scoring_scores_the_plan_as_meant(reference, monkeypatch, bulk_engine):
     """Big indexes score a query term at a time from bulk-read postings (bulk.py); forced
     here on the bundled corpus, every query of our four sets gets the scores the plan means,
     computed independently with Whoosh's own matchers one alternative at a time: BM25F sums
@@ -482,9 +495,12 @@ def test_term_at_a_time_scoring_scores_the_plan_as_meant(reference, monkeypatch)
             d = ids[hit.id]
             assert hit.terms == {k for k in keys if holds(d, k)}, (query, hit.id)
     assert phrases >= 10  # the sets do exercise the phrase check
+    assert (
+        type(index._bulk.ops).__name__ == {"arrays": "_ArrayOps", "dicts": "_DictOps"}[bulk_engine]
+    )
 
 
-def test_term_at_a_time_search_skips_deleted_documents(notes, tmp_path, monkeypatch):
+def test_term_at_a_time_search_skips_deleted_documents(notes, tmp_path, monkeypatch, bulk_engine):
     """Edits leave deleted documents in a big index's old segments (it is not merged after
     every edit): the term-at-a-time search never returns them and finds what Whoosh finds."""
     from llmref import build as build_mod
