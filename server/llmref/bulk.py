@@ -26,13 +26,15 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Protocol
+from math import log
+from typing import Any, Protocol
 
 from whoosh import query as wq
 from whoosh.codec.whoosh3 import (
     LENGTHS_COLUMN,
     WHOOSH3_HEADER_MAGIC,
     W3LeafMatcher,
+    W3TermsReader,
     _lenfield,
 )
 from whoosh.matching import ReadTooFar
@@ -158,16 +160,23 @@ class BulkScorer:
 
     def _read_scores(self, name: str, term: str):
         ops = self.ops
-        try:
-            idf = self.searcher.idf(name, term)
-        except (KeyError, TermNotFound):
-            return ops.empty()
-        parts = []
+        found = []
+        df = 0
         for i, (sub, offset) in enumerate(self.leaves):
             reader = sub.reader()
-            ids, weights = _postings(reader, name, term)
-            if not ids:
+            got = _term(reader, name, term)
+            if got is not None:
+                df += got[0]
+                found.append((i, offset, reader, got[1]))
+        if not found:
+            return ops.empty()
+        idf = log(self.size / (df + 1)) + 1  # Whoosh's (WeightingModel.idf), from our reads
+        parts = []
+        for i, offset, reader, matcher in found:
+            got = ops.postings(matcher)
+            if got is None:
                 continue
+            ids, weights = got
             deleted = None
             if reader.has_deletions():
                 deleted = self._deleted.get(i)
@@ -289,6 +298,7 @@ class _Ops(Protocol):
     """Sparse scores (docnum -> score) and a dense total, in one representation."""
 
     def empty(self): ...
+    def postings(self, matcher): ...
     def norms(self, table: list[float], raw: bytes): ...
     def deleted(self, docs: Iterable[int], size: int): ...
     def score(self, ids, weights, idf: float, norm, offset: int, deleted): ...
@@ -313,6 +323,10 @@ class _DictOps:
 
     def empty(self):
         return {}
+
+    def postings(self, matcher):
+        ids, weights = _matcher_postings(matcher)
+        return (ids, weights) if ids else None
 
     def norms(self, table, raw):
         return array("d", [table[b] for b in raw])
@@ -432,6 +446,10 @@ class _ArrayOps:
     def empty(self):
         return self._none
 
+    def postings(self, matcher):
+        got = _posting_arrays(self.np, matcher)
+        return got if len(got[0]) else None
+
     def norms(self, table, raw):
         np = self.np
         return np.asarray(table, dtype=np.float64)[np.frombuffer(raw, dtype=np.uint8)]
@@ -442,9 +460,7 @@ class _ArrayOps:
         return mask
 
     def score(self, ids, weights, idf, norm, offset, deleted):
-        np = self.np
-        d = np.asarray(ids, dtype=np.int32)
-        w = np.asarray(weights, dtype=np.float64)
+        d, w = ids, weights
         if deleted is not None:
             keep = ~deleted[d]
             d, w = d[keep], w[keep]
@@ -548,18 +564,56 @@ class _ArrayOps:
         return wanted[ids[where] == wanted].tolist()
 
 
-def _postings(reader, name: str, term: str) -> tuple[Sequence[int], Sequence[float]]:
-    """Every posting (docnum, weight) of a term in one segment, deleted documents included."""
+def _matcher(reader, name: str, term: str):
+    """A term's posting matcher in one segment, deletions not filtered (the caller does)."""
     try:
         matcher = reader.postings(name, term)
     except TermNotFound:
-        return (), ()
-    if isinstance(matcher, FilterMatcher):  # deletions: the caller filters
+        return None
+    if isinstance(matcher, FilterMatcher):
         matcher = matcher.child
+    return matcher
+
+
+def _term(reader, name: str, term: str):
+    """(document frequency, posting matcher) of a term in one segment, None when absent:
+    its term info looked up once (``reader.postings`` and ``searcher.idf`` each would)."""
+    terms = getattr(reader, "_terms", None)
+    if not isinstance(terms, W3TermsReader) or name not in reader.schema:
+        df = reader.doc_frequency(name, term) if name in reader.schema else 0
+        matcher = _matcher(reader, name, term) if df else None
+        return (df, matcher) if matcher is not None else None
+    tbytes = reader._text_to_bytes(name, term)
+    try:
+        info = terms.term_info(name, tbytes)
+    except TermNotFound:
+        return None
+    matcher = terms._codec.postings_reader(
+        terms._postfile, info, reader.schema[name].format, term=(name, tbytes)
+    )
+    return info.doc_frequency(), matcher
+
+
+def _in_blocks(matcher) -> bool:
+    return isinstance(matcher, W3LeafMatcher) and not matcher._byteids
+
+
+def _postings(reader, name: str, term: str) -> tuple[Sequence[int], Sequence[float]]:
+    """Every posting (docnum, weight) of a term in one segment, deleted documents included."""
+    matcher = _matcher(reader, name, term)
+    return ((), ()) if matcher is None else _matcher_postings(matcher)
+
+
+def _matcher_postings(matcher) -> tuple[list[int], list[float]]:
     ids: list[int] = []
     weights: list[float] = []
-    if isinstance(matcher, W3LeafMatcher) and not matcher._byteids:
-        _read_blocks(matcher, ids, weights)
+    if _in_blocks(matcher):
+        for deltas, got, count in _blocks(matcher):
+            ids.extend(accumulate(deltas))
+            if got is None or isinstance(got, float):
+                weights.extend([1.0 if got is None else got] * count)
+            else:
+                weights.extend(got)
     else:
         while matcher.is_active():
             ids.append(matcher.id())
@@ -568,11 +622,36 @@ def _postings(reader, name: str, term: str) -> tuple[Sequence[int], Sequence[flo
     return ids, weights
 
 
-def _read_blocks(matcher: W3LeafMatcher, ids: list[int], weights: list[float]) -> None:
-    """Every block of a Whoosh 2.7 posting list, read in one go: the list's bytes at once,
-    each block's header and data unpickled (through the index's safe unpickler), the ids'
-    deltas summed by ``itertools.accumulate``. What ``W3LeafMatcher`` reads, without a seek,
-    a read and a Python generator per step."""
+def _posting_arrays(np, matcher):
+    """``_matcher_postings`` as numpy arrays (int32 docnums, float64 weights); the blocks'
+    arrays (``index._pickle_blocks_with_protocol_4``) are read without a copy."""
+    if not _in_blocks(matcher):
+        ids, weights = _matcher_postings(matcher)
+        return np.asarray(ids, dtype=np.int32), np.asarray(weights, dtype=np.float64)
+    id_parts = []
+    weight_parts = []
+    for deltas, got, count in _blocks(matcher):
+        if isinstance(deltas, array):
+            raw = np.frombuffer(deltas, dtype=f"u{deltas.itemsize}")
+        else:
+            raw = np.asarray(deltas, dtype=np.int64)
+        id_parts.append(np.cumsum(raw, dtype=np.int32))
+        if got is None or isinstance(got, float):
+            weight_parts.append(np.full(count, 1.0 if got is None else got))
+        elif isinstance(got, array) and got.typecode == "d":
+            weight_parts.append(np.frombuffer(got, dtype=np.float64))
+        else:
+            weight_parts.append(np.asarray(got, dtype=np.float64))
+    if len(id_parts) == 1:
+        return id_parts[0], weight_parts[0]
+    return np.concatenate(id_parts), np.concatenate(weight_parts)
+
+
+def _blocks(matcher: W3LeafMatcher) -> Iterable[tuple[Sequence[int], Any, int]]:
+    """Every block of a Whoosh 2.7 posting list as (id deltas, weights, count), read in one
+    go: the list's bytes at once, each block's header and data unpickled (through the
+    index's safe unpickler). What ``W3LeafMatcher`` reads, without a seek, a read and a
+    Python generator per step. Weights: a sequence, or None (all 1.0), or one float for all."""
     from .index import _safe_load, _safe_loads
 
     length = matcher._length
@@ -594,14 +673,7 @@ def _read_blocks(matcher: W3LeafMatcher, ids: list[int], weights: list[float]) -
         if compression:
             data = zlib.decompress(data)
         block = _safe_loads(data)
-        ids.extend(accumulate(block[0]))
-        got = block[1]
-        if got is None:
-            weights.extend([1.0] * count)
-        elif isinstance(got, float):
-            weights.extend([got] * count)
-        else:
-            weights.extend(got)
+        yield block[0], block[1], count
         pos = nextpos
         if last:
             break

@@ -638,6 +638,8 @@ class Reference:
         if not query:
             return result
         planned: _Query | None = None
+        # the team half first: the database searches while the local index does
+        pending = self.team.begin(self, query, concepts, limit) if self.team is not None else None
         try:
             planned = self._prepare(query, concepts)
             result.concepts = planned.concepts
@@ -672,8 +674,8 @@ class Reference:
             result.results = [r for r, _ in candidates][:limit]
             return result
         ranked = self._rerank(planned, candidates)
-        if self.team is not None:  # the team corpus's results, merged by normalized score
-            ranked = self.team.merge(self, query, concepts, ranked, limit)
+        if self.team is not None and pending is not None:  # merged by normalized score
+            ranked = self.team.merge(self, pending, ranked)
         result.results = ranked[:limit]
         if result.results:
             result.confident = result.results[0].coverage >= CONFIDENT_COVERAGE

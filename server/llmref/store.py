@@ -164,7 +164,8 @@ class Store:
         return conn
 
     def tx(self) -> _Tx:
-        self._local.tiers = None  # this connection's own writes do not move data_version
+        # this connection's own writes do not move data_version: drop its caches
+        self._local.tiers = self._local.groups = None
         return _Tx(self.db)
 
     def close(self) -> None:
@@ -265,6 +266,17 @@ class Store:
             yield from self._load(rows, members=members)
 
     def group_ids(self, grp: str, limit: int = -1) -> list[str]:
+        # cached: a big corpus's groups run to hundreds of members, sorted by corpus order
+        # for every card and result that shows "also in"
+        cache = self._until_changed("groups")
+        got = cache.get((grp, limit))
+        if got is None:
+            if len(cache) > 10_000:
+                cache.clear()
+            got = cache[(grp, limit)] = self._group_ids(grp, limit)
+        return list(got)
+
+    def _group_ids(self, grp: str, limit: int) -> list[str]:
         rows = self.db.execute(
             "SELECT e.id FROM entries e JOIN files f ON f.id = e.file WHERE e.grp=? "
             "ORDER BY f.sort, e.ord LIMIT ?",
@@ -282,19 +294,25 @@ class Store:
         no stand-ins (0, 2); else where a covering concept's question does (1, 2); else all."""
         # cached per connection until the store changes (a common concept of a big corpus
         # has thousands of rows to look through; completion asks for ten concepts a keystroke)
-        version = self.db.execute("PRAGMA data_version").fetchone()[0]
-        cache: tuple[int, dict[str, tuple[int, ...]]] | None = getattr(self._local, "tiers", None)
-        if cache is None or cache[0] != version:
-            cache = self._local.tiers = (version, {})
-        tiers = cache[1].get(concept)
+        cache = self._until_changed("tiers")
+        tiers = cache.get(concept)
         if tiers is None:
             row = self.db.execute(
                 "SELECT min(tier) FROM about WHERE concept=?", (concept,)
             ).fetchone()
             best = row[0] if row else None
             tiers = (0, 2) if best == 0 else (1, 2) if best == 1 else (0, 1, 2, 3)
-            cache[1][concept] = tiers
+            cache[concept] = tiers
         return tiers
+
+    def _until_changed(self, kind: str) -> dict:
+        """A cache of this thread's connection, emptied whenever the store has changed."""
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        held: tuple[int, dict] | None = getattr(self._local, kind, None)
+        if held is None or held[0] != version:
+            held = (version, {})
+            setattr(self._local, kind, held)
+        return held[1]
 
     def about(self, concept: str, limit: int = 1) -> list[str]:
         """Ids of the entries about a concept, best first, one per duplicate group."""

@@ -574,10 +574,13 @@ def test_text_fields_index_what_the_analyzer_pipeline_would():
 
 def test_bulk_postings_read_what_whooshs_matcher_reads(tmp_path):
     """bulk.py reads a posting list's blocks in one go: the same (docnum, weight) pairs as
-    Whoosh's matcher, for one-block and many-block lists (128 postings a block)."""
+    Whoosh's matcher, for one-block and many-block lists (128 postings a block), as lists
+    and as numpy arrays."""
     from whoosh.filedb.filestore import FileStorage
 
-    from llmref.bulk import _postings
+    from llmref.bulk import _matcher, _posting_arrays, _postings
+
+    np = pytest.importorskip("numpy")
     from llmref.index import make_schema
 
     ix = FileStorage(str(tmp_path)).create_index(make_schema())
@@ -597,4 +600,6 @@ def test_bulk_postings_read_what_whooshs_matcher_reads(tmp_path):
                 m.next()
             ids, weights = _postings(reader, field, term)
             assert list(ids) == want_ids and list(weights) == want_weights, (field, term)
+            arrays = _posting_arrays(np, _matcher(reader, field, term))
+            assert arrays[0].tolist() == want_ids and arrays[1].tolist() == want_weights
         assert len(want_ids) == 700 and _postings(reader, "answer", "absent") == ((), ())

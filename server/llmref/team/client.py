@@ -11,6 +11,8 @@ Never blocking the editor:
 * a connection lost mid-call (a primary stopped, a replica promoted) is re-opened and the
   call retried once at once: with a multi-host URL (``host=a,b target_session_attrs=any``)
   libpq takes the next host, and the search answers from it;
+* a search sends its team half before the local half runs and collects it after: the
+  database and the local index work at the same time;
 * hover cards never touch the database: they read a local cache of the team's concept ->
   best entry map (``<cache>/team/<hash>.json``, private like the rest of the cache),
   refreshed in the background when a search or the poll sees a new publish generation.
@@ -28,6 +30,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -179,6 +182,15 @@ JOIN (SELECT concept, array_agg(tier ORDER BY tier) AS tiers, array_agg(n ORDER 
 """
 
 
+@dataclass
+class Pending:
+    """The team half of one search, under way (``TeamIndex.begin``)."""
+
+    planned: Any  # lookup._Query: the plan with the team corpus's statistics
+    compiled: Compiled
+    future: Future
+
+
 class TeamIndex:
     """The team database for one reader (see the module docstring)."""
 
@@ -209,6 +221,7 @@ class TeamIndex:
         self._stop = threading.Event()
         self._refreshing = False
         self._local = threading.local()
+        self._pool: ThreadPoolExecutor | None = None  # waits on the team half of searches
         self._retry_at = 0.0  # after a failure, searches wait for this (backoff)
         self._retry_delay = BACKOFF[0]
         path = None
@@ -435,8 +448,12 @@ class TeamIndex:
             self._refreshing = False
 
     def close(self) -> None:
-        self._stop.set()
+        with self._state_lock:
+            self._stop.set()
+            pool, self._pool = self._pool, None
         self._wake.set()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.retired = True
@@ -465,31 +482,47 @@ class TeamIndex:
 
     def search_plan(self, compiled: Compiled, limit: int) -> TeamHits | None:
         """The best ``limit`` team hits of a compiled plan; None when unavailable."""
-        found = self._guarded(lambda conn: run(conn, compiled, k=self.k, m=self.m, r=limit))
+        return self._found(self._guarded(self._runner(compiled, limit)))
+
+    def _runner(self, compiled: Compiled, limit: int) -> Callable[[Any], TeamHits]:
+        return lambda conn: run(conn, compiled, k=self.k, m=self.m, r=limit)
+
+    def _found(self, found: TeamHits | None) -> TeamHits | None:
         self._local.known = {t for (_f, t) in found.dfs} if found is not None else set()
         if found is not None:
             self._check_generation(found.generation)
         return found
 
-    def merge(
-        self,
-        ref: Reference,
-        query: str,
-        concepts: Sequence[str] | None,
-        local: list[Result],
-        limit: int,
-    ) -> list[Result]:
-        """Local results and the team's, merged by normalized score.
+    def begin(
+        self, ref: Reference, query: str, concepts: Sequence[str] | None, limit: int
+    ) -> Pending:
+        """Send the team half of a search (the query planned with the team corpus's
+        statistics) before the local half runs; ``merge`` collects it."""
+        from ..lookup import RERANK
+
+        planned = ref._prepare(query, concepts, stats=self)  # type: ignore[call-arg]
+        compiled = compile_plan(planned.clauses)
+        runner = self._runner(compiled, max(limit * 3, RERANK))
+        with self._state_lock:
+            if self._stop.is_set():  # closed: searches still running get no team half
+                future: Future = Future()
+                future.set_result(None)
+                return Pending(planned, compiled, future)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(4, thread_name_prefix="llmref-team-search")
+            return Pending(planned, compiled, self._pool.submit(self._guarded, runner))
+
+    def merge(self, ref: Reference, pending: Pending, local: list[Result]) -> list[Result]:
+        """Local results and the team's (``begin``), merged by normalized score.
 
         Each engine's BM25F score is divided by the highest score the query could reach in
         that corpus (``search.upper_bound``: the same plan, that corpus's document count and
         frequencies), which puts corpora of different sizes on one scale; both are then
         re-ranked by coverage (``Reference._rerank``) and merged, each engine's order kept."""
-        from ..lookup import RERANK, Result
+        from ..lookup import Result
 
-        planned = ref._prepare(query, concepts, stats=self)  # type: ignore[call-arg]
-        compiled = compile_plan(planned.clauses)
-        found = self.search_plan(compiled, max(limit * 3, RERANK))
+        found = self._found(pending.future.result())
+        planned, compiled = pending.planned, pending.compiled
         if found is None or not found.hits:
             return local
         hits = sorted(found.hits, key=lambda he: (-round(he[0].score, 6), he[1].source, he[1].line))
