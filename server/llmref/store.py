@@ -297,8 +297,10 @@ class Store:
         cache = self._until_changed("tiers")
         tiers = cache.get(concept)
         if tiers is None:
+            # keys sort by tier first (ranking.about_key): the first row has the best tier,
+            # one index seek where min(tier) read every row of the concept
             row = self.db.execute(
-                "SELECT min(tier) FROM about WHERE concept=?", (concept,)
+                "SELECT tier FROM about WHERE concept=? ORDER BY key LIMIT 1", (concept,)
             ).fetchone()
             best = row[0] if row else None
             tiers = (0, 2) if best == 0 else (1, 2) if best == 1 else (0, 1, 2, 3)
