@@ -274,18 +274,18 @@ class LlmrefText(TEXT):
         fb = fmt.field_boost
         if type(fmt) is formats.Positions:
             poses: dict[str, list[int]] = {}
-            for tok in normalize.tokens(value, subwords=True):
-                got = poses.get(tok.text)
+            for text, pos, _s, _e in normalize.token_tuples(value, subwords=True):
+                got = poses.get(text)
                 if got is None:
-                    poses[tok.text] = [tok.pos]
+                    poses[text] = [pos]
                 else:
-                    got.append(tok.pos)
+                    got.append(pos)
             for word, found in poses.items():
                 yield word.encode("utf-8"), len(found), float(len(found)) * fb, fmt.encode(found)
         else:
             freqs: dict[str, int] = {}
-            for tok in normalize.tokens(value, subwords=True):
-                freqs[tok.text] = freqs.get(tok.text, 0) + 1
+            for text, _p, _s, _e in normalize.token_tuples(value, subwords=True):
+                freqs[text] = freqs.get(text, 0) + 1
             for word, freq in freqs.items():
                 yield word.encode("utf-8"), freq, float(freq) * fb, pack_uint(freq)
 

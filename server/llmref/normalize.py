@@ -347,6 +347,15 @@ def tokens(text: str, *, keep_stop: bool = False, subwords: bool = False) -> Ite
     ``subwords`` (the index): a Chinese word longer than two characters also yields the
     dictionary words inside it, at its position (复读机 -> 复读 复读机), so a query word
     finds the compound that contains it."""
+    for word, pos, start, end in token_tuples(text, keep_stop=keep_stop, subwords=subwords):
+        yield Tok(word, pos, start, end)
+
+
+def token_tuples(
+    text: str, *, keep_stop: bool = False, subwords: bool = False
+) -> Iterator[tuple[str, int, int, int]]:
+    """``tokens`` as plain (text, pos, start, end) tuples: what indexing reads, a million
+    times a build (a frozen dataclass costs several times a tuple to make)."""
     pos = 0
     text = width_fold(text)
     for m in _RUN_RE.finditer(text):
@@ -355,7 +364,7 @@ def tokens(text: str, *, keep_stop: bool = False, subwords: bool = False) -> Ite
             toks, taken = _latin(latin, keep_stop)
             start, end = m.start(), m.end()
             for word, offset in toks:
-                yield Tok(word, pos + offset, start, end)
+                yield word, pos + offset, start, end
             pos += taken
         else:
             offset = m.start()
@@ -367,8 +376,8 @@ def tokens(text: str, *, keep_stop: bool = False, subwords: bool = False) -> Ite
                 if subwords and len(word) > 2 and IS_CJK.match(word):
                     for sub in _subwords(word):
                         if keep_stop or sub not in STOP_ZH:
-                            yield Tok(sub, pos, start, offset)
-                yield Tok(word, pos, start, offset)
+                            yield sub, pos, start, offset
+                yield word, pos, start, offset
                 pos += 1
 
 

@@ -90,16 +90,14 @@ def make_doc(entry: Entry, glossary: Glossary) -> Doc:
         starts.append((base, LABEL[name]))
         top = -1
         count = 0
-        for tok in normalize.tokens(fields[name], subwords=True):
+        for text, pos, _s, _e in normalize.token_tuples(fields[name], subwords=True):
             count += 1
-            text = tok.text
             if len(text) > MAX_TERM_BYTES // 4 and len(text.encode("utf-8")) > MAX_TERM_BYTES:
                 continue
             key = (fid, text)
             tfs[key] = tfs.get(key, 0) + 1
             if used < MAX_TSV_TOKENS:
                 used += 1
-                pos = tok.pos
                 if pos > top:
                     top = pos
                 positions = lexemes.get(text)
