@@ -162,13 +162,21 @@ def latin_words(entry: Entry) -> set[str]:
     words: set[str] = set()
     for text in (entry.question, entry.detail, entry.answer):
         for m in normalize.LATIN_RUN.finditer(text):
-            parts = [normalize.singular(p) for p in normalize.split_identifier(m.group())]
-            words.update(p for p in parts if len(p) > 2 and p.isascii())
-            if len(parts) > 1:
-                cat = normalize.singular("".join(parts))
-                if cat.isascii():
-                    words.add(cat)
+            words.update(_run_words(m.group()))
     return words
+
+
+@functools.lru_cache(maxsize=65536)
+def _run_words(run: str) -> tuple[str, ...]:
+    """``latin_words`` of one Latin run (runs repeat: a build sees each word thousands of
+    times)."""
+    parts = [normalize.singular(p) for p in normalize.split_identifier(run)]
+    out = [p for p in parts if len(p) > 2 and p.isascii()]
+    if len(parts) > 1:
+        cat = normalize.singular("".join(parts))
+        if cat.isascii():
+            out.append(cat)
+    return tuple(out)
 
 
 # --- the store side of one file ---------------------------------------------------------------
@@ -628,13 +636,26 @@ def full_build(
             from .workers import parallel_index
 
             with store.tx() as db:
+                grouped = []
+
+                def group() -> None:  # while the workers write their segments
+                    phase = _phases(started, "parsed by the workers")
+                    _group_all(db, rows)
+                    grouped.append(_phases(phase, f"grouped {len(rows)} questions"))
+
                 segments = parallel_index(
-                    gen / WHOOSH, config, found.notes, slugs, workers, lambda fr: take(db, fr)
+                    gen / WHOOSH,
+                    config,
+                    found.notes,
+                    slugs,
+                    workers,
+                    lambda fr: take(db, fr),
+                    group,
                 )
-                phase = _phases(started, "parsed and indexed by the workers")
+                phase = _phases(started, "indexed by the workers")
+                if not grouped:
+                    group()
                 _commit_segments(index, segments)
-                _group_all(db, rows)
-                phase = _phases(phase, f"grouped {len(rows)} questions")
                 vocab.flush(db)
             _phases(phase, "store committed")
         else:

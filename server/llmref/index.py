@@ -213,6 +213,110 @@ def _pickle_blocks_with_protocol_4() -> None:
 
 
 _pickle_blocks_with_protocol_4()
+
+
+def _lean_posting_pool() -> None:
+    """Whoosh's PostingPool.add and W3PostingsWriter.add_posting assert the types of every
+    posting a build writes (millions, a few % of a build): the same without the asserts (the
+    postings are ours: ``LlmrefText.index`` and Whoosh's own fields give bytes)."""
+    from whoosh.writing import PostingPool
+
+    def add(self, item):
+        # item = (fieldname, tbytes, docnum, weight, vbytes): Whoosh's estimate of its size
+        value = item[4]
+        self.currentsize += 150 + len(item[0]) + 2 * len(item[1]) + (len(value) if value else 0)
+        if self.currentsize > self.limit:
+            self.save()
+        self.current.append(item)
+        self.fieldnames.add(item[0])
+
+    add.whoosh = PostingPool.add  # type: ignore[attr-defined]
+    PostingPool.add = add
+
+    # the same for the codec's per-posting add (four type asserts a posting)
+    from whoosh.codec.whoosh3 import W3PostingsWriter
+
+    def add_posting(self, id_, weight, vbytes, length=None):
+        if len(self._ids) >= self._blocklimit:
+            self._write_block()
+        self._ids.append(id_)
+        self._weights.append(weight)
+        if weight > self._maxweight:
+            self._maxweight = weight
+        if vbytes:
+            self._values.append(vbytes)
+        if length:
+            if self._minlength is None or length < self._minlength:
+                self._minlength = length
+            if length > self._maxlength:
+                self._maxlength = length
+
+    add_posting.whoosh = W3PostingsWriter.add_posting  # type: ignore[attr-defined]
+    W3PostingsWriter.add_posting = add_posting
+
+    # and the loop that writes a segment's sorted postings (FieldWriter.add_postings): the
+    # same calls, without re-checking the pool's order and with each field's lengths read
+    # once into a table (a call per posting otherwise)
+    from whoosh.codec.whoosh3 import W3FieldWriter
+
+    def add_postings(self, schema, lengths, items):
+        lastfn = None
+        lasttext = None
+        add = None
+        table: list = []
+        size = 0
+        for fieldname, btext, docnum, weight, value in items:
+            if fieldname != lastfn:
+                if lasttext is not None:
+                    self.finish_term()
+                if lastfn is not None:
+                    self.finish_field()
+                self.start_field(fieldname, schema[fieldname])
+                add = self._postwriter.add_posting
+                table = _length_table(lengths, fieldname)
+                size = len(table)
+                lastfn = fieldname
+                lasttext = None
+            if docnum == -1:  # Whoosh's marker of spelling words: not postings
+                continue
+            if btext != lasttext:
+                if lasttext is not None:
+                    self.finish_term()
+                self.start_term(btext)
+                lasttext = btext
+            add(
+                docnum,
+                weight,
+                b"" if value is None else value,
+                table[docnum] if docnum < size else None,
+            )
+        if lasttext is not None:
+            self.finish_term()
+        if lastfn is not None:
+            self.finish_field()
+
+    add_postings.whoosh = W3FieldWriter.add_postings  # type: ignore[attr-defined]
+    W3FieldWriter.add_postings = add_postings
+
+
+def _length_table(lengths, fieldname: str) -> list:
+    """Every document's length of one field, as ``doc_field_length`` gives it (None for a
+    zero byte, 0 without a length column)."""
+    from whoosh.codec import whoosh3
+    from whoosh.util.numeric import byte_to_length
+
+    if lengths is None:
+        return []
+    column = lengths._cached_reader(whoosh3._lenfield(fieldname), whoosh3.LENGTHS_COLUMN)
+    if column is None:
+        return [0] * lengths._doccount
+    raw = bytes(column._dbfile.get(column._basepos, column._count))
+    values = [None] + [byte_to_length(b) for b in range(1, 256)]
+    table = [values[b] for b in raw]
+    return table + [None] * max(lengths._doccount - len(table), 0)
+
+
+_lean_posting_pool()
 # the external sort reads back only the runs this very writer just wrote to its private
 # temporary files: it keeps the fast loader (it unpickles once per posting)
 whoosh.externalsort.load = pickle.load

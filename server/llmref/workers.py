@@ -165,9 +165,11 @@ def parallel_index(
     slugs: dict[str, str],
     workers: int,
     on_result: Callable,
+    on_all_files: Callable[[], None] | None = None,
 ) -> list:
     """Index ``notes`` in ``workers`` processes; ``on_result(Prepared)`` is called here for
-    each parsed file. Returns the Whoosh segments the workers wrote."""
+    each parsed file, ``on_all_files()`` once every file's result is in (while the workers
+    still write their segments). Returns the Whoosh segments the workers wrote."""
     procs: list[subprocess.Popen] = []
     segments: list = []
     try:
@@ -183,9 +185,13 @@ def parallel_index(
                 ],
             }
             procs.append(start_child("llmref.workers", job))
+        files = 0
         for kind, payload in child_frames(procs):
             if kind == "file":
                 on_result(payload)
+                files += 1
+                if files == len(notes) and on_all_files is not None:
+                    on_all_files()
             elif kind == "segment":
                 segments.append(payload)
             elif kind == "error":

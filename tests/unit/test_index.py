@@ -603,3 +603,55 @@ def test_bulk_postings_read_what_whooshs_matcher_reads(tmp_path):
             arrays = _posting_arrays(np, _matcher(reader, field, term))
             assert arrays[0].tolist() == want_ids and arrays[1].tolist() == want_weights
         assert len(want_ids) == 700 and _postings(reader, "answer", "absent") == ((), ())
+
+
+def test_segments_written_our_way_hold_what_whooshs_writer_writes(tmp_path, monkeypatch):
+    """index.py replaces Whoosh's per-posting writer steps (the pool's add, the codec's
+    add_posting, FieldWriter.add_postings) with leaner ones: a segment written either way
+    holds the same terms, postings (ids, weights, positions) and field lengths."""
+    from whoosh.codec.whoosh3 import W3FieldWriter, W3PostingsWriter
+    from whoosh.filedb.filestore import FileStorage
+    from whoosh.writing import PostingPool
+
+    from llmref.index import make_schema
+
+    texts = [
+        ("什么是 KV cache？", "KV cache 存下 past_key_values，省去重复计算。" * (1 + n % 3))
+        for n in range(40)
+    ] + [("LlamaRMSNorm 和 LayerNorm 的区别", "RMSNorm 不减均值 " * 9), ("空", "")]
+
+    def build(folder: Path) -> dict:
+        ix = FileStorage(str(folder)).create_index(make_schema())
+        writer = ix.writer()
+        for n, (question, answer) in enumerate(texts):
+            writer.add_document(
+                id=f"e{n}", file="f.md", question=question, answer=answer, names=question
+            )
+        writer.commit()
+        out: dict = {}
+        with ix.searcher() as searcher:
+            reader = searcher.reader()
+            for field in ("question", "answer", "names", "id"):
+                for term in reader.lexicon(field):
+                    m = reader.postings(field, term)
+                    got = []
+                    while m.is_active():
+                        got.append((m.id(), m.weight(), m.value()))
+                        m.next()
+                    out[(field, term)] = got
+                out[("length", field)] = [
+                    reader.doc_field_length(d, field) for d in range(len(texts))
+                ]
+        return out
+
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "theirs").mkdir()
+    ours = build(tmp_path / "ours")
+    for cls, name in (
+        (PostingPool, "add"),
+        (W3PostingsWriter, "add_posting"),
+        (W3FieldWriter, "add_postings"),
+    ):
+        monkeypatch.setattr(cls, name, getattr(cls, name).whoosh)
+    theirs = build(tmp_path / "theirs")
+    assert ours == theirs and len(ours) > 50
