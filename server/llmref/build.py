@@ -612,6 +612,9 @@ def full_build(
         store = Store(gen / STORE, create=True)
         # nobody reads a generation before it is published: no syncing on every commit
         store.db.execute("PRAGMA synchronous=OFF")
+        # a big build inserts a few million rows in random key order (about, grams): a page
+        # cache that holds the tables saves re-reading B-tree pages (the default is 2 MB)
+        store.db.execute("PRAGMA cache_size=-131072")
         total = sum(n.size for n in found.notes) or 1
         done = 0
         slugs = unique_slugs(found.notes)
