@@ -2,7 +2,7 @@
 against Whoosh at the same size, concurrent servers, and retrieval quality on both engines.
 
     python benchmarks/team.py [--entries 100000] [--notes DIR] [--servers 8] [--rounds 3]
-                              [--skip-local] [--skip-quality] [--json]
+                              [--skip-local] [--skip-quality] [--bound] [--json]
 
 Starts its own throwaway PostgreSQL cluster (tests/team/cluster.py: initdb + pg_ctl on a
 loopback port, stopped at the end), generates ``--entries`` entries of notes with
@@ -15,6 +15,9 @@ benchmarks/corpus_gen.py (or uses ``--notes``), then measures:
   notes as a local corpus (Whoosh) and one with them in the database, same queries
   (tests/data/dev-queries.yaml + benchmarks/extra-queries.yaml), interleaved;
 * concurrency: ``--servers`` servers against the one database, all searching at once;
+* ``--bound``: the statement's candidate bound (each term's best 1,000 postings) against the
+  same statement reading every posting: how often the best-scoring entry is found, and the
+  best hit's share of the best score;
 * quality: the bundled corpus published to a second database and searched without any local
   corpus, hit@1/hit@3 against the local Whoosh index, on the dev sets and our larger sets.
 
@@ -235,6 +238,55 @@ async def measure_concurrent(notes: Path, reader: str, cache: Path, n: int, roun
             await s.close()
 
 
+# --- the candidate bound ---------------------------------------------------------------------
+
+
+def measure_bound(reader: str, cache: Path, k: int, m: int) -> dict:
+    """What the statement's bound (each term's best ``k`` postings, ``m`` candidates) costs
+    against reading every posting, per query set: how often the best-scoring entry is found,
+    and the best hit's score as a share of the best score (1.0: exact)."""
+    import psycopg
+
+    from llmref.config import Settings
+    from llmref.lookup import Reference
+    from llmref.team.search import compile_plan, run
+
+    ref = Reference.open(Settings(database=reader, database_timeout_ms=5000, cache=cache))
+    deadline = time.monotonic() + 30
+    while ref.team is not None and not ref.team.concepts.items and time.monotonic() < deadline:
+        time.sleep(0.1)  # the planner's concept statistics come from the team's concept map
+    out: dict = {}
+    try:
+        with psycopg.connect(reader, autocommit=True) as conn:
+            for path in (
+                ROOT / "tests/data/dev-queries.yaml",
+                ROOT / "tests/data/dev-nl-queries.yaml",
+                ROOT / "benchmarks/extra-queries.yaml",
+                ROOT / "benchmarks/nl-queries.yaml",
+            ):
+                found, shares = 0, []
+                for item in yaml.safe_load(path.read_text(encoding="utf-8")):
+                    planned = ref._prepare(item["query"], None, stats=ref.team)
+                    plan = compile_plan(planned.clauses)
+                    best = run(conn, plan, k=10**9, m=10**5, r=1).hits
+                    if not best:
+                        continue
+                    got = run(conn, plan, k=k, m=m, r=1).hits
+                    share = got[0][0].score / best[0][0].score if got else 0.0
+                    found += share >= 1 - 1e-6
+                    shares.append(share)
+                shares.sort()
+                out[path.name] = {
+                    "queries": len(shares),
+                    "best_found": found,
+                    "share_mean": round(sum(shares) / max(len(shares), 1), 3),
+                    "share_p10": round(shares[len(shares) // 10], 3) if shares else None,
+                }
+    finally:
+        ref.close()
+    return out
+
+
 # --- quality -----------------------------------------------------------------------------------
 
 
@@ -284,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-local", action="store_true", help="no Whoosh build/server")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument(
+        "--bound",
+        action="store_true",
+        help="also compare the statement's 1,000-posting bound with reading every posting",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -322,6 +379,11 @@ def main(argv: list[str] | None = None) -> int:
             report["concurrent"] = asyncio.run(
                 measure_concurrent(notes, reader, caches[1], args.servers, 1)
             )
+        if args.bound:
+            print("the candidate bound against every posting…", file=sys.stderr)
+            from llmref.team.search import DEFAULT_K, DEFAULT_M
+
+            report["bound"] = measure_bound(reader, work / "cache-bound", DEFAULT_K, DEFAULT_M)
         if not args.skip_quality:
             print("retrieval quality…", file=sys.stderr)
             qw, qr = make_db(c.primary, "quality")
@@ -349,6 +411,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{s['servers']} servers at once: p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, "
             f"{s['qps']:.0f} searches/s, {s['errors']} errors"
+        )
+    for name, b in report.get("bound", {}).items():
+        print(
+            f"bound {name}: best entry found for {b['best_found']}/{b['queries']}, "
+            f"best hit's share of the best score mean {b['share_mean']}, p10 {b['share_p10']}"
         )
     for name, q in report.get("quality", {}).items():
         print(f"quality {name}: Whoosh hit@1/hit@3 {q['whoosh']}, PostgreSQL {q['postgres']}")

@@ -192,6 +192,8 @@ class CardInput:
     related: list[Concept]
     more: int  # how many more answers beyond the one shown (MORE_SHOWN and up: "99+")
     loading: bool = False  # the corpus is still being indexed
+    others_more: int = 0  # same-group entries beyond ``others`` ("and 12 more")
+    others_capped: bool = False  # the group was listed up to a cap: "and 45+ more"
     roots: Sequence[Path] = field(default_factory=list)  # resolved corpus roots (file links)
 
 
@@ -278,6 +280,8 @@ def render_card(card: CardInput, max_lines: int = 12) -> str:
         where = "Source: " + location_link(card.entry)
         if card.others:
             where += " · also in " + ", ".join(location_link(o) for o in card.others)
+            if card.others_more:
+                where += f" and {card.others_more}{'+' if card.others_capped else ''} more"
         if card.more >= MORE_SHOWN:  # counted up to a cap (store.about_count)
             where += f" · {MORE_SHOWN}+ more answers"
         elif card.more:

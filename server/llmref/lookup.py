@@ -32,7 +32,7 @@ from .index import Clause, Hit, SearchIndex
 from .locks import FileLock
 from .ranking import about_candidates, about_key, question_kind, tag_entry
 from .safe_markdown import resolve_roots
-from .store import SnippetRow, Store
+from .store import MAX_ALSO_IN, SnippetRow, Store
 from .workers import BuildFailed
 
 log = logging.getLogger("llmref.lookup")
@@ -50,6 +50,7 @@ W_ANSWER_CONCEPT = 1.5
 W_RELATED = 0.5
 
 # re-ranking by coverage (see Reference._rerank)
+CARD_ALSO_IN = 5  # "also in" links on a hover card (then "and N more")
 RERANK = 30  # how many of the engine's best candidates are re-ranked
 COVER_SHARE = 0.7  # how much of the score depends on coverage
 COVER_POWER = 1.0
@@ -402,9 +403,10 @@ class Reference:
             return [prefix]
         return self.store.ids_with_prefix(prefix, limit)
 
-    def also_in(self, entry: Entry) -> list[Entry]:
-        found = self.store.entries(entry.also_in)
-        return [found[i] for i in entry.also_in if i in found]
+    def also_in(self, entry: Entry, limit: int | None = None) -> list[Entry]:
+        ids = entry.also_in if limit is None else entry.also_in[:limit]
+        found = self.store.entries(ids)
+        return [found[i] for i in ids if i in found]
 
     def about(self, concept: str, limit: int = 50) -> list[Entry]:
         """Entries about a concept, best first, one per group of same questions: those whose
@@ -424,12 +426,23 @@ class Reference:
         if c is None:
             return None
         best = self.best_about(concept)
-        others = self.also_in(best) if best else []
+        # a big corpus's duplicate groups run to hundreds: the card links the first few
+        others = self.also_in(best, CARD_ALSO_IN) if best else []
         related = [r for r in (self.glossary.get(x) for x in c.related) if r is not None]
         more = max(self.store.about_count(concept) - 1, 0) if best else 0
         if self.team is not None:  # the team's best, from its local concept map (no query)
             best, others, more = self.team.card_parts(c, best, others, more)
-        return CardInput(c, best, others, related, more, roots=self.roots)
+        listed = len(best.also_in) if best is not None and others else 0
+        return CardInput(
+            c,
+            best,
+            others,
+            related,
+            more,
+            roots=self.roots,
+            others_more=max(listed - len(others), 0),
+            others_capped=listed >= MAX_ALSO_IN,  # the store lists a group's first 50
+        )
 
     @property
     def snippets(self) -> list[SnippetRow]:

@@ -157,3 +157,29 @@ def test_entries_without_answers_say_so():
     assert "No answer text in the source" in render_entry(entry("", has_answer=False))
     ext = render_entry(entry("[Site Unreachable](https://zhuanlan.zhihu.com/p/1)", external=True))
     assert "The answer is external" in ext and "https://zhuanlan.zhihu.com/p/1" in ext
+
+
+def test_a_card_links_the_first_few_sources_of_a_big_group(tmp_path):
+    """The same question in eight notes is one duplicate group: the card cites the best one,
+    links five of the others and counts the rest, instead of a line of forty links."""
+    from llmref.config import Settings
+    from llmref.lookup import Reference
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for n in range(8):
+        (notes / f"n{n}.md").write_text(
+            f"# 推理笔记 {n}\n\n### 1. 什么是 KV cache？\n\nKV cache 存下每一层的键和值。\n\n"
+            f"### 2. 第 {n} 篇的别的问题？\n\n别的回答。\n",
+            encoding="utf-8",
+        )
+    ref = Reference.open(Settings(corpora=[notes], bundled=False, cache=tmp_path / "cache"))
+    try:
+        concept = ref.glossary.find("KV cache")[0].concept
+        card = ref.card(concept)
+        assert card is not None and card.entry is not None
+        assert len(card.others) == 5 and card.others_more == 2 and not card.others_capped
+        source = render_card(card).split("\n")[1]
+        assert source.count("](file://") == 6 and source.endswith(" and 2 more")
+    finally:
+        ref.close()
