@@ -639,12 +639,11 @@ def full_build(
             from .workers import parallel_index
 
             with store.tx() as db:
-                grouped = []
 
-                def group() -> None:  # while the workers write their segments
+                def group() -> None:  # every file is in; the workers write their segments
                     phase = _phases(started, "parsed by the workers")
                     _group_all(db, rows)
-                    grouped.append(_phases(phase, f"grouped {len(rows)} questions"))
+                    _phases(phase, f"grouped {len(rows)} questions")
 
                 segments = parallel_index(
                     gen / WHOOSH,
@@ -656,8 +655,6 @@ def full_build(
                     group,
                 )
                 phase = _phases(started, "indexed by the workers")
-                if not grouped:
-                    group()
                 _commit_segments(index, segments)
                 vocab.flush(db)
             _phases(phase, "store committed")

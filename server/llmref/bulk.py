@@ -30,13 +30,7 @@ from math import log
 from typing import Any, Protocol
 
 from whoosh import query as wq
-from whoosh.codec.whoosh3 import (
-    LENGTHS_COLUMN,
-    WHOOSH3_HEADER_MAGIC,
-    W3LeafMatcher,
-    W3TermsReader,
-    _lenfield,
-)
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3LeafMatcher, W3TermsReader
 from whoosh.matching import ReadTooFar
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import TermNotFound
@@ -105,15 +99,12 @@ class BulkScorer:
     otherwise (the VS Code extension's vendored Python): same scores, same order; numpy is
     what keeps a 70-word question at 100k entries within its budget."""
 
-    def __init__(self, searcher, *, arrays: bool | None = None) -> None:
+    def __init__(self, searcher) -> None:
         self.searcher = searcher
         subs = [(searcher, 0)] if searcher.is_atomic() else list(searcher.subsearchers)
         self.leaves = subs
         self.size = searcher.reader().doc_count_all()
-        ops = _array_ops() if arrays is not False else None
-        if arrays and ops is None:
-            raise ImportError("numpy is not installed")
-        self.ops: _Ops = ops if ops is not None else _DictOps()
+        self.ops: _Ops = _array_ops() or _DictOps()
         self._norms: dict[tuple[int, str], Sequence[float]] = {}
         self._deleted: dict[int, object] = {}
         self._avg: dict[str, float] = {}
@@ -681,15 +672,12 @@ def _blocks(matcher: W3LeafMatcher) -> Iterable[tuple[Sequence[int], Any, int]]:
 
 def _length_bytes(reader, name: str, count: int) -> bytes:
     """The byte-quantized length of field ``name`` of every document of a segment."""
+    from .index import length_column
+
     perdoc = getattr(reader, "_perdoc", None)
-    column = None
-    if perdoc is not None and hasattr(perdoc, "_cached_reader"):
-        column = perdoc._cached_reader(_lenfield(name), LENGTHS_COLUMN)
-    if column is None:
-        return bytes(count)
-    stored = min(column._count, count)
-    raw = column._dbfile.get(column._basepos, stored) if stored else b""
-    return bytes(raw) + bytes(count - stored)
+    raw = length_column(perdoc, name) if hasattr(perdoc, "_cached_reader") else None
+    raw = (raw or b"")[:count]
+    return raw + bytes(count - len(raw))
 
 
 __all__ = ["BulkScorer", "compile_plan"]

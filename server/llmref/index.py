@@ -152,14 +152,10 @@ def _read_lengths_at_once() -> None:
         if docnum > self._doccount:
             raise IndexError(f"Asked for docnum {docnum!r} of {self._doccount}")
         cache = self.__dict__.setdefault("_llmref_lengths", {})
-        raw = cache.get(fieldname)
+        if fieldname not in cache:
+            cache[fieldname] = length_column(self, fieldname)
+        raw = cache[fieldname]
         if raw is None:
-            column = self._cached_reader(whoosh3._lenfield(fieldname), whoosh3.LENGTHS_COLUMN)
-            if column is None:
-                raw = cache[fieldname] = False
-            else:
-                raw = cache[fieldname] = bytes(column._dbfile.get(column._basepos, column._count))
-        if raw is False:
             return default
         lbyte = raw[docnum] if docnum < len(raw) else 0
         if lbyte:
@@ -168,6 +164,17 @@ def _read_lengths_at_once() -> None:
 
     doc_field_length.whoosh = whoosh3.W3PerDocReader.doc_field_length  # type: ignore[attr-defined]
     whoosh3.W3PerDocReader.doc_field_length = doc_field_length
+
+
+def length_column(perdoc, fieldname: str) -> bytes | None:
+    """The byte-quantized lengths of one field, every document of a segment as stored (a
+    segment's per-document reader; None when the field has no length column)."""
+    from whoosh.codec import whoosh3
+
+    column = perdoc._cached_reader(whoosh3._lenfield(fieldname), whoosh3.LENGTHS_COLUMN)
+    if column is None:
+        return None
+    return bytes(column._dbfile.get(column._basepos, column._count))
 
 
 _read_lengths_at_once()
@@ -215,7 +222,7 @@ def _pickle_blocks_with_protocol_4() -> None:
 _pickle_blocks_with_protocol_4()
 
 
-def _lean_posting_pool() -> None:
+def _lean_segment_writing() -> None:
     """Whoosh's PostingPool.add and W3PostingsWriter.add_posting assert the types of every
     posting a build writes (millions, a few % of a build): the same without the asserts (the
     postings are ours: ``LlmrefText.index`` and Whoosh's own fields give bytes)."""
@@ -302,21 +309,19 @@ def _lean_posting_pool() -> None:
 def _length_table(lengths, fieldname: str) -> list:
     """Every document's length of one field, as ``doc_field_length`` gives it (None for a
     zero byte, 0 without a length column)."""
-    from whoosh.codec import whoosh3
     from whoosh.util.numeric import byte_to_length
 
     if lengths is None:
         return []
-    column = lengths._cached_reader(whoosh3._lenfield(fieldname), whoosh3.LENGTHS_COLUMN)
-    if column is None:
+    raw = length_column(lengths, fieldname)
+    if raw is None:
         return [0] * lengths._doccount
-    raw = bytes(column._dbfile.get(column._basepos, column._count))
     values = [None] + [byte_to_length(b) for b in range(1, 256)]
     table = [values[b] for b in raw]
     return table + [None] * max(lengths._doccount - len(table), 0)
 
 
-_lean_posting_pool()
+_lean_segment_writing()
 # the external sort reads back only the runs this very writer just wrote to its private
 # temporary files: it keeps the fast loader (it unpickles once per posting)
 whoosh.externalsort.load = pickle.load

@@ -687,7 +687,7 @@ class Reference:
             result.results = [r for r, _ in candidates][:limit]
             return result
         ranked = self._rerank(planned, candidates)
-        if self.team is not None and pending is not None:  # merged by normalized score
+        if pending is not None:  # the team corpus's results, merged by normalized score
             ranked = self.team.merge(self, pending, ranked)
         result.results = ranked[:limit]
         if result.results:

@@ -164,8 +164,7 @@ class Store:
         return conn
 
     def tx(self) -> _Tx:
-        # this connection's own writes do not move data_version: drop its caches
-        self._local.tiers = self._local.groups = None
+        self._local.caches = None  # this connection's own writes do not move data_version
         return _Tx(self.db)
 
     def close(self) -> None:
@@ -310,11 +309,10 @@ class Store:
     def _until_changed(self, kind: str) -> dict:
         """A cache of this thread's connection, emptied whenever the store has changed."""
         version = self.db.execute("PRAGMA data_version").fetchone()[0]
-        held: tuple[int, dict] | None = getattr(self._local, kind, None)
+        held: tuple[int, dict[str, dict]] | None = getattr(self._local, "caches", None)
         if held is None or held[0] != version:
-            held = (version, {})
-            setattr(self._local, kind, held)
-        return held[1]
+            held = self._local.caches = (version, {})
+        return held[1].setdefault(kind, {})
 
     def about(self, concept: str, limit: int = 1) -> list[str]:
         """Ids of the entries about a concept, best first, one per duplicate group."""

@@ -165,7 +165,7 @@ def parallel_index(
     slugs: dict[str, str],
     workers: int,
     on_result: Callable,
-    on_all_files: Callable[[], None] | None = None,
+    on_all_files: Callable[[], None],
 ) -> list:
     """Index ``notes`` in ``workers`` processes; ``on_result(Prepared)`` is called here for
     each parsed file, ``on_all_files()`` once every file's result is in (while the workers
@@ -190,7 +190,7 @@ def parallel_index(
             if kind == "file":
                 on_result(payload)
                 files += 1
-                if files == len(notes) and on_all_files is not None:
+                if files == len(notes):
                     on_all_files()
             elif kind == "segment":
                 segments.append(payload)
@@ -199,8 +199,8 @@ def parallel_index(
         for proc in procs:
             if proc.wait() != 0:
                 raise RuntimeError(f"an indexing worker exited with code {proc.returncode}")
-        if len(segments) != len(procs):
-            raise RuntimeError("an indexing worker ended without its segment")
+        if len(segments) != len(procs) or files != len(notes):
+            raise RuntimeError("an indexing worker ended without its segment or files")
         return segments
     finally:
         stop_children(procs)
