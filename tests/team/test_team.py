@@ -521,6 +521,36 @@ def test_a_newer_schema_is_a_clear_error_not_a_crash(team_db: TeamDB, tmp_path):
     assert "Traceback" not in found.stderr
 
 
+def test_db_init_upgrades_a_version_1_schema_and_its_notes_stay_searchable(
+    team_db: TeamDB, tmp_path
+):
+    """A database published with schema 1 (no entry_terms table): readers are told to
+    upgrade, `db init` migrates it in place, and the published notes answer afterwards."""
+    import psycopg
+
+    from llmref.team.db import init_db
+    from llmref.team.publish import publish
+
+    publish([write_notes(tmp_path)], team_db.writer)
+    with psycopg.connect(team_db.admin, autocommit=True) as conn:  # back to what 1 had
+        conn.execute("DROP TABLE llmref.entry_terms")
+        conn.execute("UPDATE llmref.meta SET value = '1' WHERE key = 'schema_version'")
+    found = run_cli("search", "Zephyrine", "--database", team_db.reader)
+    assert "run `llmref db init" in found.stderr and "Traceback" not in found.stderr
+    assert "team:" not in found.stdout
+
+    done = init_db(team_db.admin)
+    assert "upgraded the llmref schema from version 1 to 2" in done
+    with psycopg.connect(team_db.admin, autocommit=True) as conn:
+        rows, entries = conn.execute(
+            "SELECT (SELECT count(*) FROM llmref.entry_terms), (SELECT count(*) FROM llmref.entries)"
+        ).fetchone()
+    assert rows == entries == 3
+    found = run_cli("search", "Zephyrine router shed load", "--database", team_db.reader)
+    assert found.returncode == 0, found.stderr
+    assert "team:" in found.stdout and "Zephyrine" in found.stdout
+
+
 # --- replicas ------------------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llmref.team")
 
-SCHEMA_VERSION = 1  # what this llmref reads and writes
+SCHEMA_VERSION = 2  # what this llmref reads and writes
 READER = "llmref_reader"
 WRITER = "llmref_writer"
 ENV_DATABASE = "LLMREF_DATABASE"
@@ -28,7 +28,15 @@ CONNECT_TIMEOUT_S = 3  # libpq's minimum is 2 s (per host)
 LOCK_KEY = 0x6C6C6D726566  # pg_advisory_lock key of publish and init ("llmref")
 
 # migrations[n] takes a schema at version n-1 to n (version 1 is schema.sql itself)
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {
+    # 2: every entry's terms and frequencies in one row (exact scores of search candidates)
+    2: [
+        "CREATE TABLE llmref.entry_terms (entry integer PRIMARY KEY, terms integer[] NOT NULL,"
+        " tfs smallint[] NOT NULL)",
+        "INSERT INTO llmref.entry_terms (entry, terms, tfs) SELECT entry, array_agg(term ORDER BY"
+        " term), array_agg(tf ORDER BY term) FROM llmref.postings GROUP BY entry",
+    ],
+}
 
 
 class TeamError(Exception):

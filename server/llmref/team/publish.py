@@ -133,6 +133,15 @@ JOIN llmref.lexicon l ON l.field = s.field AND l.term = s.term
 ORDER BY l.id  -- index order: each batch touches the posting lists' leaf pages once
 """
 
+ENTRY_TERMS = """
+INSERT INTO llmref.entry_terms (entry, terms, tfs)
+SELECT m.rowid, array_agg(l.id ORDER BY l.id), array_agg(s.tf ORDER BY l.id)
+FROM llmref_stage_post s
+JOIN llmref_stage_map m USING (note, ord)
+JOIN llmref.lexicon l ON l.field = s.field AND l.term = s.term
+GROUP BY m.rowid
+"""
+
 _ABOUT = """
 INSERT INTO llmref.about (concept, tier, key, entry)
 SELECT s.concept, s.tier, s.key, m.rowid
@@ -173,6 +182,7 @@ def _remove(conn, file_ids: list[int]) -> int:
         )
         conn.execute("DELETE FROM llmref.lexicon WHERE id = ANY(%s) AND df <= 0", (ids,))
         conn.execute("DELETE FROM llmref.about WHERE entry = ANY(%s)", (rowids,))
+        conn.execute("DELETE FROM llmref.entry_terms WHERE entry = ANY(%s)", (rowids,))
         sizes = [0.0] * len(FIELDS)
         for _rowid, s in rows:
             for i, v in enumerate(s[: len(FIELDS)]):
@@ -263,6 +273,7 @@ def _write(conn, batch: list[FileOut], known: dict[str, tuple[int, str]], fp: st
         conn.execute("ANALYZE llmref_stage_map, llmref_stage_post")
         conn.execute(_LEXICON)
         conn.execute(_POSTINGS, {"avg": average, **scoring_constants()})
+        conn.execute(ENTRY_TERMS)
         conn.execute(_ABOUT)
     return len(docs)
 

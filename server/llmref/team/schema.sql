@@ -1,4 +1,4 @@
--- The llmref team corpus, schema version 1 (applied by `llmref db init`, as the database
+-- The llmref team corpus, schema version 2 (applied by `llmref db init`, as the database
 -- owner or an admin; every object lives in the schema `llmref`).
 --
 -- Search runs the engine-neutral Clause plan of lookup.py (see team/search.py):
@@ -72,6 +72,14 @@ CREATE TABLE llmref.postings (
 );
 CREATE INDEX postings_impact ON llmref.postings (term, impact DESC) INCLUDE (entry, tf);
 CREATE INDEX postings_entry ON llmref.postings (entry);
+
+-- every entry's terms (lexicon ids, ascending) with their frequencies: a search reads one row
+-- per candidate to score it exactly (version 2)
+CREATE TABLE llmref.entry_terms (
+    entry integer PRIMARY KEY,
+    terms integer[] NOT NULL,
+    tfs smallint[] NOT NULL
+);
 
 -- concept -> entries, ranked by llmref.ranking.about_key (hover cards): key is that rank
 -- without its (source, line) tail, which is corpus order (files.sort, entries.ord)

@@ -1,26 +1,30 @@
-"""The engine-neutral ``Clause`` plan (lookup.py) on PostgreSQL, in one statement.
+"""The engine-neutral ``Clause`` plan (lookup.py) on PostgreSQL.
 
 The plan is compiled into arrays (never into SQL text): the distinct (field, term) *slots*,
 the *alternatives* (a clause's ways to match: any / all / phrase over terms of one field,
-with a tsquery for all-of and phrase), their *leaves* (one per term occurrence) and the
-*clauses* (boost; "max": the best alternative counts). The statement then scores exactly
-what ``index._to_whoosh`` asks Whoosh to score, with Whoosh's BM25F (K1 1.2, B 0.75,
-idf = ln(N / (df + 1)) + 1, byte-quantized field lengths):
+with a tsquery for phrases), their *leaves* (one per term occurrence) and the *clauses*
+(boost; "max": the best alternative counts). A search scores exactly what
+``index._to_whoosh`` asks Whoosh to score, with Whoosh's BM25F (K1 1.2, B 0.75,
+idf = ln(N / (df + 1)) + 1, byte-quantized field lengths), in two round trips:
 
-1. candidates: for every slot, its best ``k`` postings by impact (BM25's tf part: the
-   posting list order), summed with the slot's weight into an upper bound of the true
-   score; the ``m`` best candidates go on (every posting, when a term is in <= k entries:
-   then the result is exact);
-2. exact scores of the candidates: per leaf idf x tf-part, per alternative the sum when its
-   condition holds (all-of and phrase checked on the entry's tsvector: ``&``, ``<->``),
-   per clause the sum or (max clauses) the best alternative, per entry the sum;
-3. the ``r`` best entries with their data and the query's (field, term) pairs they hold
+1. one pipeline of two statements: the corpus statistics of the plan's slots (document
+   frequencies, field lengths, generation), and the candidates: for every slot its best
+   ``k`` postings by impact (BM25's tf part: the posting list order), weighted by the
+   slot's idf and boosts and summed per entry; the ``m`` entries with the highest sums come
+   back with their field lengths, their own postings of every query term (one index probe
+   per candidate on ``postings (entry, term)``: not only the postings the first pass
+   happened to read) and the phrase alternatives checked on their tsvector (``<->``).
+   This is where the result can differ from Whoosh's: an entry whose postings all lie past
+   the first ``k`` of their lists is never considered (exact when every query term is in
+   <= k entries);
+2. exact scores of the candidates here (``score``: plain arithmetic on a few hundred rows),
+   then the ``r`` best entries' data and the query's (field, term) pairs they hold
    (``Hit.terms``, what the re-ranker's coverage counts).
 
-Whoosh details kept: a max clause whose alternatives were filtered by the planner's
-presence check (``Clause.prune``) keeps only the alternatives whose terms the corpus holds,
-and a max clause left with one alternative scores it at the clause's boost (Whoosh replaces
-the alternative's boost by the clause's). Core: no pygls, no lsprotocol.
+Scoring in the client keeps the statements to what PostgreSQL does well (index range scans,
+one aggregate, index probes) and their plans simple; an earlier version scored in SQL with
+a dozen CTEs whose row estimates PostgreSQL could not know, and its join orders cost more
+than the scoring itself. Core: no pygls, no lsprotocol.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dataclasses import dataclass, field
 
 from ..corpus.entry import Entry
 from ..index import Clause, Hit, match_mode
-from .docs import FIELD_ID, FIELDS, K1, LABEL
+from .docs import FIELD_ID, FIELDS, K1, LABEL, B
 
 DEFAULT_K = 1000  # postings read per query term (best first)
 DEFAULT_M = 300  # candidates scored exactly
@@ -63,25 +67,6 @@ class Compiled:
             self.slots.append(key)
             self._slot_ids[key] = len(self.slots)  # 1-based, as SQL's ordinality
         return self._slot_ids[key]
-
-    def params(self, k: int, m: int, r: int) -> dict:
-        return {
-            "sf": [f for f, _t in self.slots],
-            "st": [t for _f, t in self.slots],
-            "lc": self.leaf_clause,
-            "la": self.leaf_alt,
-            "ls": self.leaf_slot,
-            "ac": self.alt_clause,
-            "am": self.alt_mode,
-            "ab": self.alt_boost,
-            "aq": [q or "" for q in self.alt_query],
-            "cb": self.clause_boost,
-            "cm": self.clause_max,
-            "cp": self.clause_prune,
-            "k": k,
-            "m": m,
-            "r": r,
-        }
 
     def alternatives(self, clause: int) -> list[int]:
         return [a + 1 for a, c in enumerate(self.alt_clause) if c == clause]
@@ -140,77 +125,41 @@ def compile_plan(clauses: Sequence[Clause]) -> Compiled:
     return out
 
 
+# one statement: a row with the corpus statistics of the plan's slots (entry NULL; the slots
+# the corpus holds and their document frequencies in the array columns), then a row per
+# candidate: field lengths, term frequencies of those slots (NULL: absent), phrase checks
 SEARCH_SQL = """
-WITH st AS (
-    SELECT greatest(docs, 1)::float8 AS n, lengths, generation, docs FROM llmref.stats
-), q AS (
-    SELECT s.slot::int AS slot, s.field, l.id AS term, l.df,
-           ln(st.n / (l.df + 1)) + 1 AS idf,
-           coalesce(nullif(st.lengths[s.field + 1] / st.n, 0), 1) AS avgfl
-    FROM unnest(%(sf)s::int2[], %(st)s::text[]) WITH ORDINALITY AS s(field, term, slot)
+WITH q AS MATERIALIZED (
+    SELECT s.slot::int AS slot, l.id AS term, l.df,
+           ln(greatest(st.docs, 1)::float8 / (l.df + 1)) + 1 AS idf, s.w
+    FROM unnest(%(sf)s::int2[], %(st)s::text[], %(sw)s::float8[])
+         WITH ORDINALITY AS s(field, term, w, slot)
     JOIN llmref.lexicon l ON l.field = s.field AND l.term = s.term AND l.df > 0
-    CROSS JOIN st
-), leaf AS (
-    SELECT * FROM unnest(%(lc)s::int[], %(la)s::int[], %(ls)s::int[]) AS x(clause, alt, slot)
-), cl AS (
-    SELECT c.clause::int, c.boost, c.is_max, c.prune
-    FROM unnest(%(cb)s::float8[], %(cm)s::bool[], %(cp)s::bool[])
-         WITH ORDINALITY AS c(boost, is_max, prune, clause)
-), live AS (
-    SELECT a.alt::int, a.clause, a.mode, a.boost, nullif(a.query, '')::tsquery AS query
-    FROM unnest(%(ac)s::int[], %(am)s::text[], %(ab)s::float8[], %(aq)s::text[])
-         WITH ORDINALITY AS a(clause, mode, boost, query, alt)
-    JOIN cl USING (clause)
-    WHERE NOT cl.prune OR NOT EXISTS (
-        SELECT 1 FROM leaf WHERE leaf.alt = a.alt AND leaf.slot NOT IN (SELECT slot FROM q))
-), coef AS (
-    SELECT live.alt, live.clause, live.mode, live.query,
-           CASE WHEN cl.is_max AND count(*) OVER (PARTITION BY live.clause) > 1
-                THEN cl.boost * live.boost ELSE cl.boost END AS coef,
-           (SELECT count(*) FROM leaf WHERE leaf.alt = live.alt) AS leaves
-    FROM live JOIN cl USING (clause)
-), w AS (
-    SELECT leaf.slot, sum(coef.coef) AS w FROM leaf JOIN coef USING (alt) GROUP BY leaf.slot
-), hit AS MATERIALIZED (
-    SELECT q.slot, p.entry, p.tf, q.idf * w.w * p.impact AS bound
-    FROM q JOIN w USING (slot)
-    CROSS JOIN LATERAL (
-        SELECT entry, tf, impact FROM llmref.postings
+    CROSS JOIN llmref.stats st
+), cand AS MATERIALIZED (
+    SELECT p.entry FROM q CROSS JOIN LATERAL (
+        SELECT entry, impact FROM llmref.postings
         WHERE postings.term = q.term ORDER BY impact DESC LIMIT %(k)s
     ) p
-), cand AS MATERIALIZED (
-    SELECT c.entry, e.lens FROM (
-        SELECT entry FROM hit GROUP BY entry ORDER BY sum(bound) DESC LIMIT %(m)s
-    ) c JOIN llmref.entries e ON e.rowid = c.entry
-), candhit AS MATERIALIZED (
-    SELECT h.entry, h.slot, h.tf, c.lens FROM hit h JOIN cand c USING (entry)
-), leafscore AS MATERIALIZED (
-    SELECT h.entry, leaf.alt, leaf.slot,
-           q.idf * h.tf * %(k1p1)s
-             / (h.tf + %(k1)s * (%(omb)s + %(b)s * greatest(h.lens[q.field + 1], 1) / q.avgfl))
-             AS s
-    FROM candhit h JOIN q USING (slot) JOIN leaf USING (slot) JOIN coef USING (alt)
-), altok AS MATERIALIZED (
-    SELECT a.entry, coef.clause, a.alt, coef.coef * a.s AS score
-    FROM (SELECT entry, alt, sum(s) AS s, count(*) AS n FROM leafscore GROUP BY entry, alt) a
-    JOIN coef USING (alt)
-    WHERE coef.mode = 'any' OR (a.n = coef.leaves AND EXISTS (
-        SELECT 1 FROM llmref.entries e WHERE e.rowid = a.entry AND e.tsv @@ coef.query))
-), held AS (
-    SELECT entry, array_agg(DISTINCT slot) AS slots FROM leafscore GROUP BY entry
-), doc AS (
-    SELECT entry, sum(score) AS score
-    FROM (SELECT entry, clause, max(score) AS score FROM altok GROUP BY entry, clause) x
-    GROUP BY entry ORDER BY score DESC LIMIT %(r)s
+    GROUP BY p.entry ORDER BY sum(q.idf * q.w * p.impact) DESC, p.entry LIMIT %(m)s
+), ids AS (
+    SELECT array_agg(slot ORDER BY slot) AS slots, array_agg(term ORDER BY slot) AS ids,
+           array_agg(df ORDER BY slot) AS dfs
+    FROM q
 )
-SELECT e.id, doc.score, e.data, held.slots,
-       (SELECT array_agg(slot ORDER BY slot) FROM q) AS known,
-       (SELECT array_agg(df ORDER BY slot) FROM q) AS dfs,
-       (SELECT docs FROM st) AS docs,
-       (SELECT generation FROM st) AS generation
-FROM doc JOIN llmref.entries e ON e.rowid = doc.entry JOIN held USING (entry)
-ORDER BY doc.score DESC, e.rowid
+SELECT NULL::int AS entry, ids.slots, NULL::int[], ids.dfs, NULL::bool[],
+       st.docs, st.lengths, st.generation
+FROM llmref.stats st CROSS JOIN ids
+UNION ALL
+SELECT c.entry, e.lens, NULL,
+       ARRAY(SELECT t.tfs[array_position(t.terms, x.id)]::int
+             FROM unnest(ids.ids) WITH ORDINALITY AS x(id, n) ORDER BY x.n),
+       ARRAY(SELECT e.tsv @@ x FROM unnest(%(pq)s::tsquery[]) AS x), NULL, NULL, NULL
+FROM cand c JOIN llmref.entries e ON e.rowid = c.entry
+JOIN llmref.entry_terms t ON t.entry = c.entry CROSS JOIN ids
 """
+
+ENTRIES_SQL = "SELECT rowid, id, data FROM llmref.entries WHERE rowid = ANY(%s)"
 
 
 @dataclass
@@ -221,31 +170,187 @@ class TeamHits:
     generation: int | None
 
 
-def scoring_constants() -> dict:
-    from .docs import B
+@dataclass
+class Candidate:
+    """What the candidate statement returns for one entry."""
 
-    return {"k1": K1, "k1p1": K1 + 1, "b": B, "omb": 1 - B}
+    rowid: int
+    lens: Sequence[int]  # quantized field lengths (FIELDS order)
+    tfs: dict[int, int]  # slot -> term frequency, for the query's slots the entry holds
+    phrases: Sequence[bool]  # per phrase alternative (Compiled.phrase_alts): tsv @@ tsquery
+
+
+@dataclass
+class Corpus:
+    """The team corpus's statistics for one plan."""
+
+    docs: int
+    lengths: Sequence[float]  # total field lengths (FIELDS order)
+    dfs: dict[int, int]  # slot -> document frequency, for the slots the corpus holds
+    generation: int | None = None
+
+
+def slot_weights(compiled: Compiled) -> list[float]:
+    """Per slot, the boosts its leaves carry: what the candidate pass weighs its impacts by
+    (an estimate: the exact scores come after)."""
+    out = [0.0] * len(compiled.slots)
+    for clause, alt, slot in zip(
+        compiled.leaf_clause, compiled.leaf_alt, compiled.leaf_slot, strict=True
+    ):
+        boost = compiled.clause_boost[clause - 1]
+        if compiled.clause_max[clause - 1]:
+            boost *= compiled.alt_boost[alt - 1]
+        out[slot - 1] += boost
+    return out
+
+
+def phrase_alts(compiled: Compiled) -> list[int]:
+    """The alternatives whose condition needs positions (the entry's tsvector)."""
+    return [a + 1 for a, mode in enumerate(compiled.alt_mode) if mode == "phrase"]
+
+
+def score(
+    compiled: Compiled, corpus: Corpus, candidates: Sequence[Candidate]
+) -> list[tuple[float, int, frozenset[int]]]:
+    """Whoosh's BM25F of ``index._to_whoosh``'s query for each candidate, from its term
+    frequencies and field lengths: (score, rowid, the query slots it holds), best first
+    (equal scores by rowid), candidates that match nothing left out.
+
+    Per leaf idf x tf-part; per alternative the sum when its condition holds (any: one of
+    its terms; all-of: every term; phrase: every term and the tsvector's ``<->`` check); per
+    clause the sum or (max clauses) the best alternative; per entry the sum. A max clause
+    whose alternatives the planner filtered by presence (``Clause.prune``) keeps only the
+    alternatives whose terms the corpus holds, and a max clause left with one alternative
+    scores it at the clause's boost (Whoosh replaces the alternative's boost by the
+    clause's)."""
+    n = float(max(corpus.docs, 1))
+    known = corpus.dfs
+    # per slot: idf, field, and the length norm's two constants (K1 (1 - B) + K1 B len/avg)
+    idf: dict[int, float] = {}
+    norm: dict[int, tuple[int, float, float]] = {}
+    for slot, df in known.items():
+        fid = compiled.slots[slot - 1][0]
+        idf[slot] = math.log(n / (df + 1)) + 1
+        average = (corpus.lengths[fid] / n) if fid < len(corpus.lengths) else 0.0
+        average = average or 1.0
+        norm[slot] = (fid, K1 * (1 - B), K1 * B / average)
+    leaves: dict[int, list[int]] = {}
+    for alt, slot in zip(compiled.leaf_alt, compiled.leaf_slot, strict=True):
+        leaves.setdefault(alt, []).append(slot)
+    # the live alternatives of every clause, with their coefficient
+    clauses: list[tuple[bool, list[tuple[int, str, float, list[int], int]]]] = []
+    phrase_at = {alt: i for i, alt in enumerate(phrase_alts(compiled))}
+    for clause in range(1, len(compiled.clause_boost) + 1):
+        alts = [
+            a
+            for a in compiled.alternatives(clause)
+            if not compiled.clause_prune[clause - 1] or all(s in known for s in leaves[a])
+        ]
+        boost = compiled.clause_boost[clause - 1]
+        is_max = compiled.clause_max[clause - 1]
+        live = []
+        for a in alts:
+            coef = boost * compiled.alt_boost[a - 1] if is_max and len(alts) > 1 else boost
+            live.append((a, compiled.alt_mode[a - 1], coef, leaves[a], phrase_at.get(a, -1)))
+        if live:
+            clauses.append((is_max, live))
+    # slot -> the live alternatives it is a leaf of (with how many leaves it is there)
+    flat: list[tuple[int, bool, str, float, int, int]] = []  # clause, max, mode, coef, n, at
+    touch: dict[int, list[tuple[int, int]]] = {}
+    for ci, (is_max, live) in enumerate(clauses):
+        for _a, mode, coef, slots, at in live:
+            ai = len(flat)
+            flat.append((ci, is_max, mode, coef, len(slots), at))
+            for slot in set(slots):
+                touch.setdefault(slot, []).append((ai, slots.count(slot)))
+    k1p1 = K1 + 1
+    out: list[tuple[float, int, frozenset[int]]] = []
+    for cand in candidates:
+        sums: dict[int, float] = {}
+        counts: dict[int, int] = {}
+        held = []
+        for slot, tf in cand.tfs.items():
+            if tf <= 0 or slot not in touch or slot not in norm:
+                continue
+            fid, c0, c1 = norm[slot]
+            length = cand.lens[fid] if fid < len(cand.lens) else 1
+            value = idf[slot] * tf * k1p1 / (tf + c0 + c1 * max(length, 1))
+            held.append(slot)
+            for ai, times in touch[slot]:
+                sums[ai] = sums.get(ai, 0.0) + value * times
+                counts[ai] = counts.get(ai, 0) + times
+        best: dict[int, float] = {}
+        for ai, total in sums.items():
+            ci, is_max, mode, coef, leaves_n, at = flat[ai]
+            if mode != "any" and (counts[ai] != leaves_n or (at >= 0 and not cand.phrases[at])):
+                continue
+            value = coef * total
+            if ci not in best:
+                best[ci] = value
+            else:
+                best[ci] = max(best[ci], value) if is_max else best[ci] + value
+        if best:
+            out.append((sum(best.values()), cand.rowid, frozenset(held)))
+    out.sort(key=lambda x: (-x[0], x[1]))
+    return out
 
 
 def run(conn, compiled: Compiled, *, k: int, m: int, r: int) -> TeamHits:
-    """Run a compiled plan (one round trip); hits best first, entries team-prefixed."""
+    """Run a compiled plan: the corpus statistics and the candidates in one round trip (a
+    pipeline), exact scores here, then the best ``r`` entries' data. Hits best first,
+    entries team-prefixed."""
     if not compiled.slots:
         return TeamHits([], {}, 0, None)
-    params = compiled.params(k, max(m, r), r) | scoring_constants()
-    rows = conn.execute(SEARCH_SQL, params).fetchall()
-    hits: list[tuple[Hit, Entry]] = []
-    dfs: dict[tuple[int, str], int] = {}
-    docs, generation = 0, None
-    for ident, score, data, slots, known, df_list, n, gen in rows:
-        entry = Entry.from_dict(json.loads(data))
-        terms = frozenset(
-            (FIELDS[compiled.slots[s - 1][0]], compiled.slots[s - 1][1]) for s in slots or ()
+    sf = [f for f, _t in compiled.slots]
+    st = [t for _f, t in compiled.slots]
+    phrases = [compiled.alt_query[a - 1] for a in phrase_alts(compiled)]
+    rows = conn.execute(
+        SEARCH_SQL,
+        {"sf": sf, "st": st, "sw": slot_weights(compiled), "pq": phrases,
+         "k": k, "m": max(m, r)},
+    ).fetchall()  # fmt: skip
+    head = next(row for row in rows if row[0] is None)
+    _entry, slots, _ids, dfs_list, _ph, docs, lengths, generation = head
+    corpus = Corpus(
+        docs=int(docs),
+        lengths=[float(x) for x in lengths],
+        dfs={int(s): int(d) for s, d in zip(slots or (), dfs_list or (), strict=True)},
+        generation=int(generation),
+    )
+    candidates = [
+        Candidate(
+            rowid,
+            lens,
+            {s: tf for s, tf in zip(slots or (), tfs or (), strict=True) if tf},
+            phrases_ok or (),
         )
-        hits.append((Hit(ident, float(score), terms), entry))
-        if not dfs and known:
-            dfs = {compiled.slots[s - 1]: int(d) for s, d in zip(known, df_list, strict=True)}
-        docs, generation = int(n), int(gen)
-    return TeamHits(hits, dfs, docs, generation)
+        for rowid, lens, _none, tfs, phrases_ok, *_stats in rows
+        if rowid is not None
+    ]
+    best = score(compiled, corpus, candidates)[:r]
+    dfs = {compiled.slots[s - 1]: df for s, df in corpus.dfs.items()}
+    if not best:
+        return TeamHits([], dfs, corpus.docs, corpus.generation)
+    data = {
+        rowid: (ident, text)
+        for rowid, ident, text in conn.execute(ENTRIES_SQL, ([rowid for _s, rowid, _h in best],))
+    }
+    hits: list[tuple[Hit, Entry]] = []
+    for value, rowid, held in best:
+        if rowid not in data:  # removed by a publish between the two statements
+            continue
+        ident, text = data[rowid]
+        entry = Entry.from_dict(json.loads(text))
+        terms = frozenset(
+            (FIELDS[compiled.slots[s - 1][0]], compiled.slots[s - 1][1]) for s in held
+        )
+        hits.append((Hit(ident, value, terms), entry))
+    return TeamHits(hits, dfs, corpus.docs, corpus.generation)
+
+
+def scoring_constants() -> dict:
+    """BM25's constants as statement parameters (publish computes impacts with them)."""
+    return {"k1": K1, "k1p1": K1 + 1, "b": B, "omb": 1 - B}
 
 
 def upper_bound(compiled: Compiled, df: Callable[[int, str], int], docs: int) -> float:
@@ -272,4 +377,13 @@ def upper_bound(compiled: Compiled, df: Callable[[int, str], int], docs: int) ->
     return total
 
 
-__all__ = ["Compiled", "SEARCH_SQL", "TeamHits", "compile_plan", "run", "upper_bound"]
+__all__ = [
+    "Candidate",
+    "Compiled",
+    "Corpus",
+    "TeamHits",
+    "compile_plan",
+    "run",
+    "score",
+    "upper_bound",
+]
