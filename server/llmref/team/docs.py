@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from dataclasses import dataclass
 
@@ -200,6 +201,11 @@ def about_rows(entry: Entry, glossary: Glossary) -> list[tuple[str, int, bytes]]
         if rank is not None:
             out.append((cid, rank[0], rank_key(rank)))
     return out
+
+
+def idf(df: int, docs: int) -> float:
+    """Whoosh's BM25 idf of a term in ``df`` of ``docs`` entries."""
+    return math.log(max(docs, 1) / (df + 1)) + 1
 
 
 def impact(tf: int, length: int, average: float) -> float:

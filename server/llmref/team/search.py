@@ -7,13 +7,13 @@ with a tsquery for phrases), their *leaves* (one per term occurrence) and the *c
 ``index._to_whoosh`` asks Whoosh to score, with Whoosh's BM25F (K1 1.2, B 0.75,
 idf = ln(N / (df + 1)) + 1, byte-quantized field lengths), in two round trips:
 
-1. one pipeline of two statements: the corpus statistics of the plan's slots (document
-   frequencies, field lengths, generation), and the candidates: for every slot its best
+1. one statement: the corpus statistics of the plan's slots (document frequencies, field
+   lengths, generation), and the candidates: for every slot its best
    ``k`` postings by impact (BM25's tf part: the posting list order), weighted by the
    slot's idf and boosts and summed per entry; the ``m`` entries with the highest sums come
-   back with their field lengths, their own postings of every query term (one index probe
-   per candidate on ``postings (entry, term)``: not only the postings the first pass
-   happened to read) and the phrase alternatives checked on their tsvector (``<->``).
+   back with their field lengths, their term frequencies of every query term (their
+   ``entry_terms`` row: not only the postings the first pass happened to read) and the
+   phrase alternatives checked on their tsvector (``<->``).
    This is where the result can differ from Whoosh's: an entry whose postings all lie past
    the first ``k`` of their lists is never considered (exact when every query term is in
    <= k entries);
@@ -22,7 +22,7 @@ idf = ln(N / (df + 1)) + 1, byte-quantized field lengths), in two round trips:
    (``Hit.terms``, what the re-ranker's coverage counts).
 
 Scoring in the client keeps the statements to what PostgreSQL does well (index range scans,
-one aggregate, index probes) and their plans simple; an earlier version scored in SQL with
+one aggregate, one row per candidate) and their plans simple; an earlier version scored in SQL with
 a dozen CTEs whose row estimates PostgreSQL could not know, and its join orders cost more
 than the scoring itself. Core: no pygls, no lsprotocol.
 """
@@ -30,13 +30,12 @@ than the scoring itself. Core: no pygls, no lsprotocol.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..corpus.entry import Entry
 from ..index import Clause, Hit, match_mode
-from .docs import FIELD_ID, FIELDS, K1, LABEL, B
+from .docs import FIELD_ID, FIELDS, K1, LABEL, B, idf, impact
 
 DEFAULT_K = 1000  # postings read per query term (best first)
 DEFAULT_M = 300  # candidates scored exactly
@@ -55,7 +54,7 @@ class Compiled:
     alt_clause: list[int] = field(default_factory=list)
     alt_mode: list[str] = field(default_factory=list)  # any | all | phrase
     alt_boost: list[float] = field(default_factory=list)
-    alt_query: list[str | None] = field(default_factory=list)  # tsquery (all, phrase)
+    alt_query: list[str | None] = field(default_factory=list)  # tsquery (phrase)
     clause_boost: list[float] = field(default_factory=list)
     clause_max: list[bool] = field(default_factory=list)
     clause_prune: list[bool] = field(default_factory=list)
@@ -87,9 +86,9 @@ def _alt(out: Compiled, clause: int, c: Clause, boost: float) -> bool:
         query = None
     elif mode == "phrase" and c.slop <= 1:
         query = " <-> ".join(f"{_quote(t)}:{label}" for t in words)
-    else:  # all-of (a phrase with slop > 1 too: in any order nearby, a superset)
-        mode = "all"
-        query = " & ".join(f"{_quote(t)}:{label}" for t in words)
+    else:  # all-of (a phrase with slop > 1 too: in any order nearby, a superset): every
+        mode = "all"  # term present, which the term frequencies show
+        query = None
     out.alt_clause.append(clause)
     out.alt_mode.append(mode)
     out.alt_boost.append(float(boost))
@@ -225,15 +224,12 @@ def score(
     clause's)."""
     n = float(max(corpus.docs, 1))
     known = corpus.dfs
-    # per slot: idf, field, and the length norm's two constants (K1 (1 - B) + K1 B len/avg)
-    idf: dict[int, float] = {}
+    # per slot: its field, idf and average field length
     norm: dict[int, tuple[int, float, float]] = {}
     for slot, df in known.items():
         fid = compiled.slots[slot - 1][0]
-        idf[slot] = math.log(n / (df + 1)) + 1
         average = (corpus.lengths[fid] / n) if fid < len(corpus.lengths) else 0.0
-        average = average or 1.0
-        norm[slot] = (fid, K1 * (1 - B), K1 * B / average)
+        norm[slot] = (fid, idf(df, corpus.docs), average or 1.0)
     leaves: dict[int, list[int]] = {}
     for alt, slot in zip(compiled.leaf_alt, compiled.leaf_slot, strict=True):
         leaves.setdefault(alt, []).append(slot)
@@ -263,7 +259,6 @@ def score(
             flat.append((ci, is_max, mode, coef, len(slots), at))
             for slot in set(slots):
                 touch.setdefault(slot, []).append((ai, slots.count(slot)))
-    k1p1 = K1 + 1
     out: list[tuple[float, int, frozenset[int]]] = []
     for cand in candidates:
         sums: dict[int, float] = {}
@@ -272,9 +267,9 @@ def score(
         for slot, tf in cand.tfs.items():
             if tf <= 0 or slot not in touch or slot not in norm:
                 continue
-            fid, c0, c1 = norm[slot]
+            fid, weight, average = norm[slot]
             length = cand.lens[fid] if fid < len(cand.lens) else 1
-            value = idf[slot] * tf * k1p1 / (tf + c0 + c1 * max(length, 1))
+            value = weight * impact(tf, max(length, 1), average)
             held.append(slot)
             for ai, times in touch[slot]:
                 sums[ai] = sums.get(ai, 0.0) + value * times
@@ -296,9 +291,8 @@ def score(
 
 
 def run(conn, compiled: Compiled, *, k: int, m: int, r: int) -> TeamHits:
-    """Run a compiled plan: the corpus statistics and the candidates in one round trip (a
-    pipeline), exact scores here, then the best ``r`` entries' data. Hits best first,
-    entries team-prefixed."""
+    """Run a compiled plan: the corpus statistics and the candidates in one statement, exact
+    scores here, then the best ``r`` entries' data. Hits best first, entries team-prefixed."""
     if not compiled.slots:
         return TeamHits([], {}, 0, None)
     sf = [f for f, _t in compiled.slots]
@@ -358,11 +352,10 @@ def upper_bound(compiled: Compiled, df: Callable[[int, str], int], docs: int) ->
     document frequencies (every term at the saturation of BM25's tf part, K1 + 1): what a
     score is divided by to be compared with another corpus's (a term a corpus lacks counts
     at the idf of a one-entry term, so lacking it lowers every score of that corpus alike)."""
-    n = max(docs, 1)
 
-    def idf(slot: int) -> float:
+    def slot_idf(slot: int) -> float:
         fid, term = compiled.slots[slot - 1]
-        return math.log(n / (max(df(fid, term), 0) + 1)) + 1
+        return idf(max(df(fid, term), 0), docs)
 
     total = 0.0
     for clause in range(1, len(compiled.clause_boost) + 1):
@@ -371,7 +364,7 @@ def upper_bound(compiled: Compiled, df: Callable[[int, str], int], docs: int) ->
         best = 0.0
         for alt in alts:
             coef = boost * (compiled.alt_boost[alt - 1] if len(alts) > 1 else 1.0)
-            value = coef * sum(idf(s) * (K1 + 1) for s in compiled.leaves(alt))
+            value = coef * sum(slot_idf(s) * (K1 + 1) for s in compiled.leaves(alt))
             best = max(best, value) if compiled.clause_max[clause - 1] else value
         total += best
     return total
