@@ -318,7 +318,13 @@ def citation(concept: Concept | None, entry: Entry, term: str) -> str:
     name = escape_text(concept.name if concept else term)
     zh = f"（{escape_text(concept.zh[0])}）" if concept and concept.zh else ""
     one_line = excerpt(entry.answer, 120) if entry.has_answer else entry.question
-    return f"**{name}**{zh}：{escape_text(one_line)} — {location_link(entry)}"
+    # a team entry's file is a copy in this user's cache: notes get its name, not that path
+    where = (
+        escape_text(f"{entry.source}:{entry.line}")
+        if entry.id.startswith("team:")
+        else location_link(entry)
+    )
+    return f"**{name}**{zh}：{escape_text(one_line)} — {where}"
 
 
 __all__ = [

@@ -420,6 +420,15 @@ class Reference:
         about = self.about(concept, limit=1)
         return about[0] if about else None
 
+    def cited(self, concept: str) -> Entry | None:
+        """The entry a card about the concept cites first: ``best_about``, or the team's best
+        when it answers better (go-to-definition jumps where the card points)."""
+        best = self.best_about(concept)
+        c = self.glossary.get(concept) if self.team is not None else None
+        if self.team is not None and c is not None:
+            best = self.team.card_parts(c, best, [], 0)[0]
+        return best
+
     def card(self, concept: str) -> CardInput | None:
         """What a hover card for the concept shows."""
         c = self.glossary.get(concept)

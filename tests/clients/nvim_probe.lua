@@ -1,10 +1,15 @@
 -- Headless Neovim (0.7+) LSP round trip for tests/clients/test_neovim.py.
 --   nvim --headless --clean -i NONE -n -u nvim_probe.lua
 -- env LLMREF_PROBE_SPEC: a JSON file {file, root, cmd, init_options, probes: [...]};
--- each probe is {name, method: "hover"|"completion", find, line?, after?}: the cursor goes
--- on the first byte of `find` (after it, with `after`) on line `line` (1-based), or on the
--- first line containing it. Results (JSON) go to $LLMREF_PROBE_OUT; exit code 0 = ran,
--- 1 = error (in the results' "error"), 2 = nowhere to write results.
+-- each probe is {name, method: "hover"|"completion"|"definition"|"symbol", find, line?,
+-- after?, query?, until?}: the cursor goes on the first byte of `find` (after it, with
+-- `after`) on line `line` (1-based), or on the first line containing it. "definition" runs
+-- the editor's own go-to-definition (vim.lsp.buf.definition) and "symbol" asks
+-- workspace/symbol for `query` and jumps to the first result (as a picker does); both record
+-- where the editor landed (file, cursor, that line's text). `until`: retry (up to 20 s) until
+-- the result's text contains it (the team's concept map loads in the background).
+-- Results (JSON) go to $LLMREF_PROBE_OUT; exit code 0 = ran, 1 = error (in the results'
+-- "error"), 2 = nowhere to write results.
 local out_path = os.getenv('LLMREF_PROBE_OUT')
 if not out_path then vim.cmd('cquit! 2') end
 local now = vim.loop.hrtime
@@ -29,6 +34,8 @@ local function request(buf, method, params, timeout)
   end
   return nil
 end
+
+local probe_until = nil
 
 local function place_cursor(buf, probe)
   local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
@@ -73,8 +80,44 @@ local ok, err = pcall(function()
   result.offset_encoding = encoding
   vim.wait(100) -- didOpen goes out right after initialized
 
+  local function landed(out)
+    local cur = vim.api.nvim_get_current_buf()
+    local pos = vim.api.nvim_win_get_cursor(0)
+    out.landed = {
+      file = vim.api.nvim_buf_get_name(cur),
+      cursor = pos,
+      text = vim.api.nvim_buf_get_lines(cur, pos[1] - 1, pos[1], false)[1],
+      lines = vim.api.nvim_buf_line_count(cur),
+      readonly = vim.bo[cur].readonly,
+    }
+  end
+
+  local function waiting(out, started)
+    if not probe_until then return false end
+    local text = vim.fn.json_encode(out.result or vim.NIL)
+    return text:find(probe_until, 1, true) == nil and ms(started) <= 20000
+  end
+
   for _, probe in ipairs(spec.probes) do
     local started = now()
+    probe_until = probe['until']
+    vim.api.nvim_set_current_buf(buf) -- a jump of the probe before may have left it
+    if probe.method == 'symbol' then
+      local out = { name = probe.name, tries = 0 }
+      repeat
+        out.tries = out.tries + 1
+        out.result = request(buf, 'workspace/symbol', { query = probe.query }, 10000)
+        if not waiting(out, started) then break end
+        vim.wait(300)
+      until false
+      if out.result and out.result[1] then
+        vim.lsp.util.jump_to_location(out.result[1].location, encoding)
+        landed(out)
+      end
+      out.ms = ms(started)
+      table.insert(result.probes, out)
+      goto continue
+    end
     local lnum, col, line = place_cursor(buf, probe)
     -- the encoding the server chose: utf-16 with Neovim 0.7 (which offers no other);
     -- cursor columns are bytes, LSP columns are in these units
@@ -91,7 +134,7 @@ local ok, err = pcall(function()
         out.result = request(buf, 'textDocument/hover', params, 10000)
         local value = out.result and out.result.contents and out.result.contents.value or ''
         local loading = value:find('Indexing the corpus', 1, true) ~= nil
-        if not loading or ms(started) > 20000 then break end
+        if (not loading and not waiting(out, started)) or ms(started) > 20000 then break end
         vim.wait(200)
       until false
     elseif probe.method == 'completion' then
@@ -101,11 +144,22 @@ local ok, err = pcall(function()
       local items = res and (res.items or res) or {}
       out.labels = vim.tbl_map(function(i) return i.label end, items)
       out.items = items
+    elseif probe.method == 'definition' then
+      repeat -- the answer the editor jumps to, until it is the one awaited
+        out.tries = out.tries + 1
+        out.result = request(buf, 'textDocument/definition', params, 10000)
+        if not waiting(out, started) then break end
+        vim.wait(300)
+      until false
+      vim.lsp.buf.definition() -- the editor's own jump, as `gd` mapped to it does
+      vim.wait(5000, function() return vim.api.nvim_get_current_buf() ~= buf end, 20)
+      landed(out)
     else
       error('unknown method ' .. tostring(probe.method))
     end
     out.ms = ms(started)
     table.insert(result.probes, out)
+    ::continue::
   end
 
   vim.lsp.stop_client(client_id)

@@ -89,7 +89,7 @@ def _citations(
     for row in rows:
         if len(out) >= 3:
             break
-        best = ref.best_about(row.concept)
+        best = ref.cited(row.concept)
         if best is None:
             continue
         text = citation(ref.glossary.get(row.concept), best, row.label)

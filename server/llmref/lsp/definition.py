@@ -28,5 +28,5 @@ def definition(ls: LlmrefServer, params: types.DefinitionParams) -> types.Locati
     found = term_at(ls, params.text_document.uri, params.position)
     if found is None:
         return None
-    best = ref.best_about(found[0].concept)
+    best = ref.cited(found[0].concept)
     return entry_location(best) if best is not None else None

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from ..corpus.entry import Entry
 from ..index import Hit
 from . import db
+from .copies import Copies
 from .docs import FIELD_ID, FIELDS, PREFIX
 from .search import DEFAULT_K, DEFAULT_M, Compiled, TeamHits, compile_plan, run, upper_bound
 
@@ -52,6 +53,7 @@ POLL_SECONDS = 60.0  # the publish generation is checked this often (besides eve
 BACKOFF = (0.5, 30.0)  # reconnect delays: first, longest
 FIRST_CONNECT_WAIT = 3.0  # the first search waits this long for the first connection
 CACHE_TIMEOUT_MS = 30_000  # the background concept-map refresh may take this long
+COPIES_NOW = 5  # a search's first team hits get their local copies before it returns
 LONG_TIMEOUT_MS = 60_000  # `llmref list` / `show`: a person waits, not an editor
 
 
@@ -224,7 +226,8 @@ class TeamIndex:
         self._pool: ThreadPoolExecutor | None = None  # waits on the team half of searches
         self._retry_at = 0.0  # after a failure, searches wait for this (backoff)
         self._retry_delay = BACKOFF[0]
-        path = None
+        path: Path | None = None
+        copies: Path | None = None
         if cache_dir is not None:
             try:
                 from .. import cache
@@ -232,9 +235,11 @@ class TeamIndex:
                 folder = cache.private_dir(cache_dir)
                 key = hashlib.sha256(self.masked.encode()).hexdigest()[:24]
                 path = folder / f"team-{key}.json"
+                copies = cache.private_dir(folder / f"team-{key}-copies")
             except (OSError, Exception) as exc:  # an unusable cache: cards without team entries
                 log.warning("the team concept cache is unusable (%s)", exc)
         self.concepts = ConceptCache(path)
+        self.copies = Copies(copies)  # where team entries open on this machine
         self._thread: threading.Thread | None = None
         if connect:
             self._thread = threading.Thread(
@@ -458,6 +463,7 @@ class TeamIndex:
         if worker is not None:
             worker.retired = True
             worker.tasks.put(None)
+        self.copies.flush()
 
     # --- statistics for the planner (lookup.Reference._prepare(stats=...)) -----------------------
 
@@ -536,8 +542,10 @@ class TeamIndex:
             )
         for r in local:
             r.score /= u_local or 1.0
-        for r in team:
+        for i, r in enumerate(team):
             r.score /= u_team or 1.0
+            # where the editor may jump at once (the first results) is on disk before we return
+            self.copies.place(r.entry, now=i < COPIES_NOW)
         return list(heapq.merge(local, team, key=lambda r: -r.score))
 
     # --- entries -------------------------------------------------------------------------------
@@ -557,7 +565,7 @@ class TeamIndex:
             ).fetchall()
 
         rows = self._guarded(fetch, timeout_ms) or []
-        return {i: Entry.from_dict(json.loads(d)) for i, d in rows}
+        return {i: self.copies.place(Entry.from_dict(json.loads(d)), now=True) for i, d in rows}
 
     def find_ids(self, prefix: str, limit: int = 20, timeout_ms: int | None = None) -> list[str]:
         """Team ids ``prefix`` names: itself, ids starting with it, or whose hash part does."""
@@ -623,6 +631,7 @@ class TeamIndex:
         if found is None:
             return best, others, more
         team_best, count = found
+        self.copies.place(team_best, now=True)  # go-to-definition may open it at once
         if best is None:
             return team_best, [], max(count - 1, 0)
         mine, theirs = about_key(best, concept), about_key(team_best, concept)

@@ -1,0 +1,131 @@
+"""A real editor (headless Neovim) with a team database, on a machine where the published
+notes do not exist: the publisher's checkout is deleted before the editor starts, as it
+never existed on a reader's machine. The card, go-to-definition and symbol search must land
+on the team's Q&A (a local read-only copy), not on the publisher's path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.clients.conftest import HERE as CLIENTS
+from tests.clients.conftest import (
+    SERVER_COMMAND,
+    ClientEnv,
+    probes,
+    require_editor,
+    run_editor,
+)
+
+from .conftest import make_db
+from .test_team import ROOT, write_notes
+
+NOTE = "# 复习\n\n今天复习了 KV cache 的显存预算。\n"
+PROBES = [  # `until`: the concept map and the connection come up in the background
+    {"name": "card", "method": "hover", "find": "KV cache", "until": "team:wiki"},
+    {"name": "definition", "method": "definition", "find": "KV cache", "until": "team-"},
+    {"name": "symbol", "method": "symbol", "query": "Zephyrine shed load", "until": "Zephyrine"},
+]
+
+
+@pytest.fixture(scope="module")
+def nvim() -> str:
+    return require_editor("nvim")
+
+
+@pytest.fixture(scope="module")
+def published(nvim, pg, tmp_path_factory):
+    from llmref.team.publish import publish
+
+    db = make_db(pg.primary, "editor")
+    checkout = tmp_path_factory.mktemp("publisher")
+    publish([write_notes(checkout)], db.writer)
+    shutil.rmtree(checkout)  # the reader's machine never had it
+    return db
+
+
+@pytest.fixture(scope="module")
+def run(nvim, published, tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("team-editor")
+    env = dict(os.environ)
+    env.pop("LLMREF_CORPUS", None)
+    env.pop("LLMREF_DATABASE", None)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "server"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    env["LLMREF_CACHE_DIR"] = str(tmp / "cache")
+    env["LLMREF_CONFIG"] = str(tmp / "no-config.yaml")
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        env[var] = str(tmp / "xdg" / var.lower())
+    workspace = tmp / "workspace"
+    workspace.mkdir()
+    (workspace / "notes.md").write_text(NOTE, encoding="utf-8")
+    index = subprocess.run(
+        [sys.executable, "-m", "llmref", "index", "--no-bundled"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert index.returncode == 0, index.stderr
+    spec = {
+        "file": str(workspace / "notes.md"),
+        "root": str(workspace),
+        "cmd": SERVER_COMMAND,
+        "init_options": {
+            "database": published.reader,
+            "databaseTimeoutMs": 2000,
+            "bundled": False,
+        },
+        "probes": PROBES,
+    }
+    argv = [nvim, "--headless", "--clean", "-i", "NONE", "-n", "-u"]
+    argv.append(str(CLIENTS / "nvim_probe.lua"))
+    return run_editor(ClientEnv(env, workspace, tmp), "nvim-team", argv, spec, timeout=120)
+
+
+def _landed_on_the_team_copy(probe: dict, question: str) -> Path:
+    landed = probe.get("landed")
+    assert landed, probe
+    path = Path(landed["file"])
+    assert path.is_file(), landed  # not the publisher's path: that is gone
+    assert "-copies" in str(path) and path.name == "serving.md", path  # named like the original
+    assert landed["text"].startswith("## ") and question in landed["text"], landed  # on it
+    text = path.read_text(encoding="utf-8")
+    assert "a read-only copy from the team database" in text.splitlines()[0]
+    assert path.stat().st_mode & 0o777 == 0o444  # read-only: the team's notes are edited elsewhere
+    return path
+
+
+def test_the_card_cites_the_team_entry_and_links_a_file_that_exists(run):
+    probe = probes(run)["card"]
+    value = (probe.get("result") or {}).get("contents", {}).get("value", "")
+    assert "team:wiki/serving.md:3" in value, value
+    link = value.split("team:wiki/serving.md:3](", 1)[1].split(")", 1)[0]
+    assert link.startswith("file://") and link.endswith("#L3"), link
+    from urllib.parse import unquote, urlparse
+
+    path = Path(unquote(urlparse(link).path))
+    assert path.is_file(), path
+    line = path.read_text(encoding="utf-8").splitlines()[2]
+    assert line.startswith("## ") and "如何为 Zephyrine" in line, line
+
+
+def test_go_to_definition_opens_the_team_answer(run):
+    probe = probes(run)["definition"]
+    path = _landed_on_the_team_copy(probe, "如何为 Zephyrine 路由器配置 KV cache 预算？")
+    assert probe["landed"]["cursor"][0] == 3  # the line the card cites
+    assert "按租户切分" in path.read_text(encoding="utf-8")
+
+
+def test_symbol_search_opens_the_team_answer(run):
+    probe = probes(run)["symbol"]
+    first = probe["result"][0]
+    assert first["containerName"].startswith("team:wiki/serving.md"), first
+    _landed_on_the_team_copy(probe, "Why does the Zephyrine router shed load?")
+    assert probe["landed"]["cursor"][0] == 7
