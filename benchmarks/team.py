@@ -13,7 +13,8 @@ benchmarks/corpus_gen.py (or uses ``--notes``), then measures:
   for comparison, the local Whoosh index build of the same folder (``llmref index``);
 * search: ``llmref.search`` through ``llmref serve`` over stdio, p50/p99, one server with the
   notes as a local corpus (Whoosh) and one with them in the database, same queries
-  (tests/data/dev-queries.yaml + benchmarks/extra-queries.yaml), interleaved;
+  (tests/data/dev-queries.yaml + benchmarks/extra-queries.yaml), interleaved; and whether
+  the two rank the notes alike (same first result, overlap of the top 10);
 * concurrency: ``--servers`` servers against the one database, all searching at once;
 * ``--bound``: the statement's candidate bound (each term's best 1,000 postings, 300
   candidates scored exactly) against reading every posting (the 5,000 entries with the
@@ -190,9 +191,13 @@ async def measure_search(
         if whoosh is not None:
             await whoosh.ready("KV cache", team=False)
         times: dict[str, list[float]] = {s.name: [] for s in servers}
-        for q in qs:  # warm-up pass
-            for s in servers:
-                await s.search(q)
+        same_first, overlap = 0, []
+        for q in qs:  # warm-up pass; with Whoosh: do both engines rank the notes alike?
+            ids = [[r["id"].removeprefix("team:") for r in await s.search(q)] for s in servers]
+            if len(ids) == 2 and ids[1]:
+                same_first += bool(ids[0]) and ids[0][0] == ids[1][0]
+                top = set(ids[1][:10])
+                overlap.append(len(top & set(ids[0][:10])) / len(top))
         for _ in range(rounds):
             for q in qs:
                 for s in servers:
@@ -201,7 +206,14 @@ async def measure_search(
                     times[s.name].append(time.perf_counter() - t0)
                     if not isinstance(result, list):
                         raise RuntimeError(f"{s.name}: {result}")
-        return {name: summary(values) for name, values in times.items()}
+        out: dict = {name: summary(values) for name, values in times.items()}
+        if overlap:
+            out["agreement"] = {
+                "queries": len(overlap),
+                "same_first": same_first,
+                "top10_overlap_mean": round(sum(overlap) / len(overlap), 3),
+            }
+        return out
     finally:
         for s in servers:
             await s.close()
@@ -403,9 +415,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     if "local_build_s" in report:
         print(f"local Whoosh index of the same notes: {report['local_build_s']:.1f}s")
+    agreement = report["search"].pop("agreement", None)
     for name, s in report["search"].items():
         print(
             f"search via llmref serve, {name}: p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms"
+        )
+    if agreement:
+        a = agreement
+        print(
+            f"same notes, both engines (with the bundled corpus): same first result for "
+            f"{a['same_first']}/{a['queries']} queries, top-10 overlap {a['top10_overlap_mean']}"
         )
     if "concurrent" in report:
         s = report["concurrent"]

@@ -340,7 +340,7 @@ def test_the_same_plan_scores_alike_and_retrieval_quality_matches(pg, tmp_path, 
     from llmref.config import Settings
     from llmref.lookup import Reference
     from llmref.team.publish import publish
-    from llmref.team.search import compile_plan
+    from llmref.team.search import DEFAULT_K, DEFAULT_M, compile_plan
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import retrieval
@@ -379,6 +379,17 @@ def test_the_same_plan_scores_alike_and_retrieval_quality_matches(pg, tmp_path, 
             for h in expected:  # every query term Whoosh saw in a hit, the team hit holds too
                 if h.id in held:
                     assert h.terms <= held[h.id], item["query"]
+            # posting lists cut short (as at 100k entries, where most lists pass k): other
+            # candidates, but each scored exactly, from every query term it holds
+            team.team.k, team.team.m = 3, 40
+            try:
+                cut = team.team.search_plan(compile_plan(plan.clauses), 10)
+            finally:
+                team.team.k, team.team.m = DEFAULT_K, DEFAULT_M
+            assert cut is not None
+            wide = {h.id: round(h.score, 4) for h in local.index.search(plan.clauses, limit=400)}
+            for h, _e in cut.hits:
+                assert wide[local_id(h.id)] == round(h.score, 4), item["query"]
     finally:
         local.close()
         team.close()

@@ -11,9 +11,13 @@ idf = ln(N / (df + 1)) + 1, byte-quantized field lengths), in two round trips:
    lengths, generation), and the candidates: for every slot its best
    ``k`` postings by impact (BM25's tf part: the posting list order), weighted by the
    slot's idf and boosts and summed per entry; the ``m`` entries with the highest sums come
-   back with their field lengths, their term frequencies of every query term (their
-   ``entry_terms`` row: not only the postings the first pass happened to read) and the
-   phrase alternatives checked on their tsvector (``<->``).
+   back with their field lengths, their term frequencies of every query term and the
+   phrase alternatives checked on their tsvector (``<->``). A term in at most ``k`` entries
+   had its whole list read: its frequencies come from the postings (one more index range
+   scan per such term); for a *cut* term (in more than ``k`` entries) a candidate may hold
+   it in a posting the first pass did not read, so its frequency comes from the candidate's
+   ``entry_terms`` row (a lookup per candidate and cut term: the cost that grows with the
+   size of an entry, so it is only paid where the lists were cut).
    This is where the result can differ from Whoosh's: an entry whose postings all lie past
    the first ``k`` of their lists is never considered (exact when every query term is in
    <= k entries);
@@ -124,12 +128,14 @@ def compile_plan(clauses: Sequence[Clause]) -> Compiled:
     return out
 
 
-# one statement: a row with the corpus statistics of the plan's slots (entry NULL; the slots
-# the corpus holds and their document frequencies in the array columns), then a row per
-# candidate: field lengths, term frequencies of those slots (NULL: absent), phrase checks
+# one statement: a row with the corpus statistics of the plan's slots (entry NULL: the slots
+# the corpus holds, their document frequencies, the cut slots: those with more than k
+# postings), then a row per candidate: field lengths, the term frequencies the first pass
+# read (slots, tfs), the phrase checks, and the term frequencies of the cut slots (from
+# entry_terms: a candidate may hold a cut slot's term in a posting the first pass did not read)
 SEARCH_SQL = """
 WITH q AS MATERIALIZED (
-    SELECT s.slot::int AS slot, l.id AS term, l.df,
+    SELECT s.slot::int AS slot, l.id AS term, l.df, l.df > %(k)s AS cut,
            ln(greatest(st.docs, 1)::float8 / (l.df + 1)) + 1 AS idf, s.w
     FROM unnest(%(sf)s::int2[], %(st)s::text[], %(sw)s::float8[])
          WITH ORDINALITY AS s(field, term, w, slot)
@@ -141,21 +147,31 @@ WITH q AS MATERIALIZED (
         WHERE postings.term = q.term ORDER BY impact DESC LIMIT %(k)s
     ) p
     GROUP BY p.entry ORDER BY sum(q.idf * q.w * p.impact) DESC, p.entry LIMIT %(m)s
+), seen AS (
+    SELECT p.entry, array_agg(q.slot) AS slots, array_agg(p.tf::int) AS tfs
+    FROM q CROSS JOIN LATERAL (
+        SELECT entry, tf FROM llmref.postings WHERE postings.term = q.term LIMIT %(k)s
+    ) p JOIN cand c ON c.entry = p.entry
+    WHERE NOT q.cut GROUP BY p.entry
 ), ids AS (
-    SELECT array_agg(slot ORDER BY slot) AS slots, array_agg(term ORDER BY slot) AS ids,
-           array_agg(df ORDER BY slot) AS dfs
+    SELECT array_agg(slot ORDER BY slot) AS slots, array_agg(df ORDER BY slot) AS dfs,
+           array_agg(slot ORDER BY slot) FILTER (WHERE cut) AS cut_slots,
+           array_agg(term ORDER BY slot) FILTER (WHERE cut) AS cut_ids
     FROM q
 )
-SELECT NULL::int AS entry, ids.slots, NULL::int[], ids.dfs, NULL::bool[],
+SELECT NULL::int AS entry, NULL::int2[], ids.slots, ids.dfs, NULL::bool[], ids.cut_slots,
        st.docs, st.lengths, st.generation
 FROM llmref.stats st CROSS JOIN ids
 UNION ALL
-SELECT c.entry, e.lens, NULL,
-       ARRAY(SELECT t.tfs[array_position(t.terms, x.id)]::int
-             FROM unnest(ids.ids) WITH ORDINALITY AS x(id, n) ORDER BY x.n),
-       ARRAY(SELECT e.tsv @@ x FROM unnest(%(pq)s::tsquery[]) AS x), NULL, NULL, NULL
-FROM cand c JOIN llmref.entries e ON e.rowid = c.entry
-JOIN llmref.entry_terms t ON t.entry = c.entry CROSS JOIN ids
+SELECT c.entry, e.lens, s.slots, s.tfs,
+       ARRAY(SELECT e.tsv @@ x FROM unnest(%(pq)s::tsquery[]) AS x),
+       CASE WHEN ids.cut_ids IS NOT NULL THEN
+           ARRAY(SELECT t.tfs[array_position(t.terms, x.id)]::int
+                 FROM unnest(ids.cut_ids) WITH ORDINALITY AS x(id, n) ORDER BY x.n)
+       END,
+       NULL, NULL, NULL
+FROM cand c JOIN llmref.entries e ON e.rowid = c.entry LEFT JOIN seen s ON s.entry = c.entry
+CROSS JOIN ids LEFT JOIN llmref.entry_terms t ON ids.cut_ids IS NOT NULL AND t.entry = c.entry
 """
 
 ENTRIES_SQL = "SELECT rowid, id, data FROM llmref.entries WHERE rowid = ANY(%s)"
@@ -286,7 +302,8 @@ def score(
                 best[ci] = max(best[ci], value) if is_max else best[ci] + value
         if best:
             out.append((sum(best.values()), cand.rowid, frozenset(held)))
-    out.sort(key=lambda x: (-x[0], x[1]))
+    # equal scores by rowid (rounded: the order of a sum's terms moves its last bits)
+    out.sort(key=lambda x: (-round(x[0], 9), x[1]))
     return out
 
 
@@ -304,23 +321,21 @@ def run(conn, compiled: Compiled, *, k: int, m: int, r: int) -> TeamHits:
          "k": k, "m": max(m, r)},
     ).fetchall()  # fmt: skip
     head = next(row for row in rows if row[0] is None)
-    _entry, slots, _ids, dfs_list, _ph, docs, lengths, generation = head
+    _entry, _lens, slots, dfs_list, _ph, cut, docs, lengths, generation = head
     corpus = Corpus(
         docs=int(docs),
         lengths=[float(x) for x in lengths],
         dfs={int(s): int(d) for s, d in zip(slots or (), dfs_list or (), strict=True)},
         generation=int(generation),
     )
-    candidates = [
-        Candidate(
-            rowid,
-            lens,
-            {s: tf for s, tf in zip(slots or (), tfs or (), strict=True) if tf},
-            phrases_ok or (),
-        )
-        for rowid, lens, _none, tfs, phrases_ok, *_stats in rows
-        if rowid is not None
-    ]
+    candidates = []
+    for rowid, lens, read, tfs, phrases_ok, cut_tfs, *_stats in rows:
+        if rowid is None:
+            continue
+        held = dict(zip(read or (), tfs or (), strict=True))
+        if cut and cut_tfs:
+            held.update((s, tf) for s, tf in zip(cut, cut_tfs, strict=True) if tf)
+        candidates.append(Candidate(rowid, lens, held, phrases_ok or ()))
     best = score(compiled, corpus, candidates)[:r]
     dfs = {compiled.slots[s - 1]: df for s, df in corpus.dfs.items()}
     if not best:
