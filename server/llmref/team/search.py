@@ -332,10 +332,10 @@ def run(conn, compiled: Compiled, *, k: int, m: int, r: int) -> TeamHits:
     for rowid, lens, read, tfs, phrases_ok, cut_tfs, *_stats in rows:
         if rowid is None:
             continue
-        held = dict(zip(read or (), tfs or (), strict=True))
+        freqs = dict(zip(read or (), tfs or (), strict=True))
         if cut and cut_tfs:
-            held.update((s, tf) for s, tf in zip(cut, cut_tfs, strict=True) if tf)
-        candidates.append(Candidate(rowid, lens, held, phrases_ok or ()))
+            freqs.update((s, tf) for s, tf in zip(cut, cut_tfs, strict=True) if tf)
+        candidates.append(Candidate(rowid, lens, freqs, phrases_ok or ()))
     best = score(compiled, corpus, candidates)[:r]
     dfs = {compiled.slots[s - 1]: df for s, df in corpus.dfs.items()}
     if not best:
