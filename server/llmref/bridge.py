@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 import threading
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -220,18 +222,33 @@ class Bridge:
 
 
 class _TextTable:
-    """A sorted ``key<TAB>values`` table kept as text: lookups are one substring search."""
+    """A sorted ``key<TAB>values`` table kept as text (``#`` comment lines first), with the
+    offsets of its lines: a lookup is a binary search (a substring search of the 0.8 MB text
+    took 0.3 ms, several per query)."""
 
     def __init__(self, text: str) -> None:
-        self._text = "\n" + text
+        self._text = text
+        starts = array("I")
+        at = 0
+        while at < len(text):
+            end = text.find("\n", at)
+            end = len(text) if end < 0 else end
+            if end > at and text[at] != "#":
+                starts.append(at)
+            at = end + 1
+        self._starts = starts
+
+    def _key(self, at: int) -> str:
+        tab = self._text.find("\t", at)
+        return self._text[at:tab] if tab >= 0 else ""
 
     def get(self, key: str) -> tuple[str, ...] | None:
         if not key or "\t" in key or "\n" in key:
             return None
-        at = self._text.find(f"\n{key}\t")
-        if at < 0:
+        i = bisect_left(self._starts, key, key=self._key)
+        if i >= len(self._starts) or self._key(self._starts[i]) != key:
             return None
-        start = at + len(key) + 2
+        start = self._starts[i] + len(key) + 1
         end = self._text.find("\n", start)
         return tuple(self._text[start : end if end >= 0 else None].split())
 
