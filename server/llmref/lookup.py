@@ -203,6 +203,7 @@ class Reference:
         self.builder = None  # see open()
         self.closed = False
         self._vocab: dict[str, str] | None = None
+        self._vocab_by_length: dict[int, list[str]] | None = None
         self.bridge = Bridge()  # English -> Chinese; its tables load on the first search
         self._lock = threading.RLock()  # the Whoosh searcher and swaps of the generation
         self.team: Any = None  # team.client.TeamIndex when a database is configured (open())
@@ -645,10 +646,10 @@ class Reference:
     ) -> SearchResult:
         result = self._search(query, limit, concepts)
         if result.query and concepts is None and result.degraded is None:
-            result.suggestion = self.suggest(result.query, result)
-            if result.suggestion and not result.results:
-                # nothing for the misspelling: answer for the correction
-                corrected = self._search(result.suggestion, limit, concepts)
+            result.suggestion, corrected = self._suggest(result.query, result, limit)
+            if result.suggestion and corrected is not None and not result.results:
+                # nothing for the misspelling: answer for the correction (searched once,
+                # to judge it, at this limit)
                 result.results, result.concepts = corrected.results, corrected.concepts
                 result.confident = corrected.confident
                 result.corrected = True
@@ -788,8 +789,28 @@ class Reference:
         """A corrected query, when a Latin word is unknown, a close glossary term or curated
         English word exists, and the corrected query finds clearly better answers than
         ``found`` (the query's own results, searched when not given)."""
+        return self._suggest(query, found, 3)[0]
+
+    def _close_key(self, key: str) -> str | None:
+        """The did-you-mean key closest to ``key`` (difflib ratio >= 0.8), looked for only
+        among keys of a length that can reach it: 2·min/(a+b) >= 0.8 needs the shorter at
+        least 2/3 of the longer (same answer as searching them all, 10x fewer comparisons)."""
+        if self._vocab_by_length is None:
+            by_length: dict[int, list[str]] = {}
+            for k in sorted(self.vocabulary()):
+                by_length.setdefault(len(k), []).append(k)
+            self._vocab_by_length = by_length
+        n = len(key)
+        lo, hi = -(-2 * n // 3), (3 * n) // 2
+        keys = [k for size in range(lo, hi + 1) for k in self._vocab_by_length.get(size, ())]
+        close = difflib.get_close_matches(key, keys, n=1, cutoff=0.8)
+        return close[0] if close else None
+
+    def _suggest(
+        self, query: str, found: SearchResult | None, limit: int
+    ) -> tuple[str | None, SearchResult | None]:
+        """``suggest``, and the corrected query's results (searched at ``limit``)."""
         vocab = self.vocabulary()
-        keys = sorted(vocab)
         changed = False
         named: set[str] = set()  # concepts the corrected words name exactly
         out: list[str] = []
@@ -798,31 +819,31 @@ class Reference:
             if not key.isascii() or len(key) < 4 or key in vocab or self._known(word):
                 out.append(word)
                 continue
-            close = difflib.get_close_matches(key, keys, n=1, cutoff=0.8)
-            if not close:
+            close = self._close_key(key)
+            if close is None:
                 out.append(word)
                 continue
-            out.append(vocab[close[0]])
-            named.update(self.glossary.matcher.exact(vocab[close[0]]))
+            out.append(vocab[close])
+            named.update(self.glossary.matcher.exact(vocab[close]))
             changed = True
         if not changed:
-            return None
+            return None, None
         suggestion = "".join(out)
         if found is None:
-            found = self._search(query, 3, None)
-        better = self._search(suggestion, 3, None)
+            found = self._search(query, limit, None)
+        better = self._search(suggestion, limit, None)
         if not better.results:
-            return None
+            return None, None
         if not found.results:
-            return suggestion  # something rather than nothing
+            return suggestion, better  # something rather than nothing
         if not better.confident:
-            return None
+            return None, None
         gain = better.results[0].coverage - found.results[0].coverage
         # a misspelled identifier corrected to a glossary term (LlamaRMSNrom -> LlamaRMSNorm)
         names_term = bool(named) and named <= set(better.concepts)
         if found.confident and gain < SUGGEST_GAIN and not names_term:
-            return None
-        return suggestion
+            return None, None
+        return suggestion, better
 
 
 def _cache_candidates(configured: Path) -> Iterator[tuple[Path, str]]:
