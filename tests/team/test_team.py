@@ -161,6 +161,32 @@ def test_publish_then_search_show_list_through_the_cli(team_db: TeamDB, tmp_path
     assert any(line.startswith("llm-interview-104-questions:") for line in listed)
 
 
+def test_a_question_both_corpora_ask_is_listed_once(team_db: TeamDB, tmp_path: Path):
+    """A team that published the same interview notes as the bundled corpus: the question
+    comes up once (the better-ranked copy), as local duplicates do; the team's own
+    questions still come up."""
+    from llmref.team.publish import publish
+
+    notes = tmp_path / "interview"
+    notes.mkdir()
+    (notes / "copied.md").write_text(
+        "# 面经\n\n### 1. 涌现能力是啥原因？\n\n团队版：规模到一定程度后出现的能力。\n\n"
+        "### 2. 涌现能力和模型规模有什么关系？\n\n参数量和数据量越过阈值后能力突然出现。\n",
+        encoding="utf-8",
+    )
+    publish([notes], team_db.writer)
+    ref = open_ref(team_db, cache=tmp_path / "cache")
+    try:
+        wait_until(lambda: ref.team.concepts.items)
+        results = ref.search("涌现能力 原因", limit=10).results
+        questions = [r.entry.question for r in results]
+        assert questions.count("涌现能力是啥原因？") == 1, questions
+        assert any(r.entry.id.startswith("team:") for r in results), questions
+        assert "涌现能力和模型规模有什么关系？" in questions
+    finally:
+        ref.close()
+
+
 def test_publish_workers_write_what_one_process_writes(pg):
     """A big publish parses in worker processes (llmref.team.worker): the database holds the
     same entries, postings and concept rows as a publish in one process."""

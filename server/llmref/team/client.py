@@ -29,14 +29,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..corpus.entry import Entry
+from ..corpus.entry import TEXT_LAYOUTS, Entry
 from ..index import Hit
+from ..normalize import fold
 from . import db
 from .copies import Copies
 from .docs import FIELD_ID, FIELDS, PREFIX
@@ -542,11 +543,13 @@ class TeamIndex:
             )
         for r in local:
             r.score /= u_local or 1.0
-        for i, r in enumerate(team):
+        for r in team:
             r.score /= u_team or 1.0
+        merged = _one_per_question(heapq.merge(local, team, key=lambda r: -r.score))
+        for i, r in enumerate(r for r in merged if r.entry.id.startswith(PREFIX)):
             # where the editor may jump at once (the first results) is on disk before we return
             self.copies.place(r.entry, now=i < COPIES_NOW)
-        return list(heapq.merge(local, team, key=lambda r: -r.score))
+        return merged
 
     # --- entries -------------------------------------------------------------------------------
 
@@ -642,6 +645,26 @@ class TeamIndex:
         if team_wins:
             return team_best, [], more + count
         return best, others, more + count
+
+
+def _one_per_question(results: Iterable[Result]) -> list[Result]:
+    """Merged results with a question the other corpus already answered higher up left out
+    (a team that published the same interview notes as the bundled corpus): each corpus
+    groups its own duplicates, this does it across them, for questions asked word for word."""
+    out: list[Result] = []
+    asked: dict[str, bool] = {}  # folded question -> from the team corpus
+    for r in results:
+        entry = r.entry
+        if entry.layout in TEXT_LAYOUTS:  # a note's sections are not questions
+            out.append(r)
+            continue
+        key = " ".join(fold(entry.question).split())
+        team = entry.id.startswith(PREFIX)
+        if asked.get(key, team) != team:
+            continue
+        asked.setdefault(key, team)
+        out.append(r)
+    return out
 
 
 def _generation(conn) -> int:
