@@ -4,6 +4,7 @@ No database needed: the copies are made from the entry alone."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,14 @@ def test_a_copy_placed_now_is_on_disk_when_place_returns(tmp_path):
     copies = Copies(tmp_path / "copies")
     entry = copies.place(team_entry(), now=True)  # no flush: the editor opens it at once
     assert "## 如何为" in Path(entry.path).read_text(encoding="utf-8")
+
+
+def test_old_copies_are_pruned_and_a_pruned_copy_is_written_again(tmp_path):
+    copies = Copies(tmp_path / "copies")
+    old = Path(copies.place(team_entry(), now=True).path)
+    fresh = Path(copies.place(team_entry(line=40), now=True).path)
+    month_ago = time.time() - 31 * 86400
+    os.utime(old, (month_ago, month_ago))
+    assert copies.prune() == 1
+    assert not old.exists() and not old.parent.exists() and fresh.exists()
+    assert Path(copies.place(team_entry(), now=True).path).exists()  # needed again: rewritten

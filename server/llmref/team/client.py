@@ -247,6 +247,9 @@ class TeamIndex:
                 target=self._background, name="llmref-team", daemon=True
             )
             self._thread.start()
+            threading.Thread(
+                target=self.copies.prune, name="llmref-team-prune", daemon=True
+            ).start()
         else:
             self._ready.set()
 

@@ -19,7 +19,8 @@ Copies are written atomically, read-only (0444), and only when their text change
 0.4 ms each): the ones an editor may open at once (the entry a card cites, which is where
 go-to-definition jumps; a search's first few team hits) before the answer goes out, the rest
 by one background thread (a lower search result is picked later, if at all); ``flush`` waits
-for that queue (a CLI about to exit).
+for that queue (a CLI about to exit). A server starting removes the copies not written for
+30 days (``prune``), in the background.
 
 Core: no pygls, no lsprotocol.
 """
@@ -33,6 +34,7 @@ import os
 import queue
 import re
 import threading
+import time
 from pathlib import Path
 
 from ..corpus.entry import Entry
@@ -40,6 +42,7 @@ from .docs import PREFIX
 
 log = logging.getLogger("llmref.team")
 
+KEEP_DAYS = 30.0  # copies not written for this long are removed (TeamIndex start)
 MAX_PAD_LINES = 1_000_000  # an entry further down than this is copied without its offset
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
 _MAX_PART = 80
@@ -130,6 +133,27 @@ class Copies:
         else:
             self._queue.put((path, text, digest))
         return entry
+
+    def prune(self, max_age_days: float = KEEP_DAYS) -> int:
+        """Remove copies not written for ``max_age_days`` (and folders left empty): the
+        folder does not grow forever; a copy still in use is written again when placed."""
+        if self.root is None or not self.root.is_dir():
+            return 0
+        cutoff = time.time() - max_age_days * 86400
+        removed = 0
+        for folder, _dirs, files in os.walk(self.root, topdown=False):
+            for name in files:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    if os.lstat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+            if folder != str(self.root):
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)  # only when empty
+        with self._lock:
+            self._done = {k: v for k, v in self._done.items() if os.path.exists(k)}
+        return removed
 
     def flush(self, timeout: float = 2.0) -> None:
         """Wait (at most ``timeout``) for the copies placed so far to be on disk."""
