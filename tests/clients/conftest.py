@@ -62,13 +62,12 @@ class ClientEnv:
     tmp: Path
 
 
-@pytest.fixture(scope="session")
-def client_env(tmp_path_factory) -> ClientEnv:
-    """One cache for every editor run, with the index built up front (so the first hover
-    already has the Q&A), user config and editor state kept out of $HOME."""
-    tmp = tmp_path_factory.mktemp("clients")
+def editor_env(tmp: Path) -> dict[str, str]:
+    """The environment of an editor run: our server on PYTHONPATH, its cache and config, and
+    the editor's own config and state under ``tmp`` (nothing from $HOME)."""
     env = dict(os.environ)
     env.pop("LLMREF_CORPUS", None)
+    env.pop("LLMREF_DATABASE", None)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / "server"), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
@@ -76,6 +75,15 @@ def client_env(tmp_path_factory) -> ClientEnv:
     env["LLMREF_CONFIG"] = str(tmp / "no-config.yaml")
     for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
         env[var] = str(tmp / "xdg" / var.lower())
+    return env
+
+
+@pytest.fixture(scope="session")
+def client_env(tmp_path_factory) -> ClientEnv:
+    """One cache for every editor run, with the index built up front (so the first hover
+    already has the Q&A), user config and editor state kept out of $HOME."""
+    tmp = tmp_path_factory.mktemp("clients")
+    env = editor_env(tmp)
     index = subprocess.run(
         [sys.executable, "-m", "llmref", "index"],
         env=env,

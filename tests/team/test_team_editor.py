@@ -5,7 +5,6 @@ on the team's Q&A (a local read-only copy), not on the publisher's path."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -17,13 +16,14 @@ from tests.clients.conftest import HERE as CLIENTS
 from tests.clients.conftest import (
     SERVER_COMMAND,
     ClientEnv,
+    editor_env,
     probes,
     require_editor,
     run_editor,
 )
 
 from .conftest import make_db
-from .test_team import ROOT, write_notes
+from .test_team import write_notes
 
 NOTE = "# 复习\n\n今天复习了 KV cache 的显存预算。\n"
 PROBES = [  # `until`: the concept map and the connection come up in the background
@@ -52,16 +52,7 @@ def published(nvim, pg, tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(nvim, published, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("team-editor")
-    env = dict(os.environ)
-    env.pop("LLMREF_CORPUS", None)
-    env.pop("LLMREF_DATABASE", None)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT / "server"), *filter(None, [os.environ.get("PYTHONPATH")])]
-    )
-    env["LLMREF_CACHE_DIR"] = str(tmp / "cache")
-    env["LLMREF_CONFIG"] = str(tmp / "no-config.yaml")
-    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
-        env[var] = str(tmp / "xdg" / var.lower())
+    env = editor_env(tmp)
     workspace = tmp / "workspace"
     workspace.mkdir()
     (workspace / "notes.md").write_text(NOTE, encoding="utf-8")
