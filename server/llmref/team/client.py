@@ -192,6 +192,7 @@ class Pending:
     planned: Any  # lookup._Query: the plan with the team corpus's statistics
     compiled: Compiled
     future: Future
+    limit: int = 10  # how many results the search returns
 
 
 class TeamIndex:
@@ -517,10 +518,10 @@ class TeamIndex:
             if self._stop.is_set():  # closed: searches still running get no team half
                 future: Future = Future()
                 future.set_result(None)
-                return Pending(planned, compiled, future)
+                return Pending(planned, compiled, future, limit)
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(4, thread_name_prefix="llmref-team-search")
-            return Pending(planned, compiled, self._pool.submit(self._guarded, runner))
+            return Pending(planned, compiled, self._pool.submit(self._guarded, runner), limit)
 
     def merge(self, ref: Reference, pending: Pending, local: list[Result]) -> list[Result]:
         """Local results and the team's (``begin``), merged by normalized score.
@@ -549,7 +550,8 @@ class TeamIndex:
         for r in team:
             r.score /= u_team or 1.0
         merged = _one_per_question(heapq.merge(local, team, key=lambda r: -r.score))
-        for i, r in enumerate(r for r in merged if r.entry.id.startswith(PREFIX)):
+        shown = [r for r in merged[: pending.limit] if r.entry.id.startswith(PREFIX)]
+        for i, r in enumerate(shown):
             # where the editor may jump at once (the first results) is on disk before we return
             self.copies.place(r.entry, now=i < COPIES_NOW)
         return merged
