@@ -2,10 +2,12 @@
 ;; emacs --batch -q -l eglot_probe.el   (-q, not -Q: -Q skips Debian's site-start, which
 ;; puts elpa-eglot on the load path)
 ;; env LLMREF_PROBE_SPEC: a JSON file {file, root, cmd, mode, init_options, probes: [...]};
-;; each probe is {name, method: "hover"|"completion", find, line?, after?}: point goes on the
-;; first character of `find' (after it, with `after') on line `line' (1-based), or on the
-;; first line containing it.  Hover probes are run twice: the raw request, and eglot's eldoc
-;; function (what users see).  Results (JSON) go to $LLMREF_PROBE_OUT; exit code 0 = ran,
+;; each probe is {name, method: "hover"|"completion"|"definition", find, line?, after?,
+;; until?}: point goes on the first character of `find' (after it, with `after') on line
+;; `line' (1-based), or on the first line containing it.  Hover probes are run twice: the raw
+;; request, and eglot's eldoc function (what users see).  "definition" runs the user's
+;; command, `xref-find-definitions' (M-.), and records where Emacs landed; with `until' the
+;; raw request is first retried (up to 20 s) until its answer contains that text.  Results (JSON) go to $LLMREF_PROBE_OUT; exit code 0 = ran,
 ;; 1 = error (in the results' "error"), 2 = nowhere to write results.
 (require 'json)
 (require 'subr-x)
@@ -84,6 +86,34 @@
     (push (cons 'matches (vconcat matches)) out)
     out))
 
+(defun probe-definition (probe out)
+  (let ((server (eglot--current-server-or-lose))
+        (until (plist-get probe :until))
+        (origin (current-buffer))
+        (started (float-time))
+        (tries 0) locs)
+    (while (progn
+             (setq tries (1+ tries)
+                   locs (jsonrpc-request server :textDocument/definition
+                                         (eglot--TextDocumentPositionParams)))
+             (and until
+                  (not (string-match-p (regexp-quote until) (json-encode (or locs :null))))
+                  (< (- (float-time) started) 20)))
+      (sleep-for 0.3))
+    (push (cons 'tries tries) out)
+    (push (cons 'result locs) out)
+    (let ((xref-prompt-for-identifier nil))
+      (call-interactively #'xref-find-definitions))
+    (push (cons 'landed
+                (list (cons 'file (buffer-file-name))
+                      (cons 'line (line-number-at-pos))
+                      (cons 'text (buffer-substring-no-properties
+                                   (line-beginning-position) (line-end-position)))
+                      (cons 'readonly (if buffer-read-only t :json-false))))
+          out)
+    (switch-to-buffer origin)
+    out))
+
 (condition-case err
     (let* ((json-object-type 'plist) (json-array-type 'vector) ; as jsonrpc wants them
            (spec (json-read-file (or (getenv "LLMREF_PROBE_SPEC")
@@ -126,6 +156,7 @@
           (setq out (pcase (plist-get probe :method)
                       ("hover" (probe-hover probe out))
                       ("completion" (probe-complete probe out))
+                      ("definition" (probe-definition probe out))
                       (m (error "Unknown method %s" m))))
           (push (cons 'ms (probe-ms started)) out)
           (push out probe-probes)))

@@ -1,7 +1,7 @@
-"""A real editor (headless Neovim) with a team database, on a machine where the published
-notes do not exist: the publisher's checkout is deleted before the editor starts, as it
-never existed on a reader's machine. The card, go-to-definition and symbol search must land
-on the team's Q&A (a local read-only copy), not on the publisher's path."""
+"""Real editors (headless Neovim, Emacs + eglot in batch) with a team database, on a machine
+where the published notes do not exist: the publisher's checkout is deleted before the editor
+starts, as it never existed on a reader's machine. The card, go-to-definition and symbol
+search must land on the team's Q&A (a local read-only copy), not on the publisher's path."""
 
 from __future__ import annotations
 
@@ -120,3 +120,36 @@ def test_symbol_search_opens_the_team_answer(run):
     assert first["containerName"].startswith("team:wiki/serving.md"), first
     _landed_on_the_team_copy(probe, "Why does the Zephyrine router shed load?")
     assert probe["landed"]["cursor"][0] == 7
+
+
+@pytest.fixture(scope="module")
+def emacs_run(published, tmp_path_factory) -> dict:
+    emacs = require_editor("emacs")
+    tmp = tmp_path_factory.mktemp("team-emacs")
+    env = editor_env(tmp)
+    workspace = tmp / "workspace"
+    workspace.mkdir()
+    (workspace / "notes.md").write_text(NOTE, encoding="utf-8")
+    spec = {
+        "file": str(workspace / "notes.md"),
+        "root": str(workspace),
+        "mode": "markdown-mode",
+        "cmd": SERVER_COMMAND,
+        "init_options": {"database": published.reader, "databaseTimeoutMs": 2000, "bundled": False},
+        "probes": [PROBES[1]],  # go-to-definition (M-.)
+    }
+    home = tmp / "emacs-home"
+    home.mkdir()
+    argv = [emacs, "--batch", "-q", "-l", str(CLIENTS / "eglot_probe.el")]
+    return run_editor(
+        ClientEnv(env, workspace, tmp), "emacs-team", argv, spec, {"HOME": str(home)}, 120
+    )
+
+
+def test_emacs_go_to_definition_opens_the_team_answer(emacs_run):
+    probe = probes(emacs_run)["definition"]
+    landed = probe["landed"]
+    path = Path(landed["file"])
+    assert path.is_file() and "-copies" in str(path) and path.name == "serving.md", landed
+    assert landed["line"] == 3 and "如何为 Zephyrine" in landed["text"], landed
+    assert landed["readonly"] is True  # Emacs opens the 0444 copy read-only
