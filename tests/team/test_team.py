@@ -144,6 +144,9 @@ def test_publish_then_search_show_list_through_the_cli(team_db: TeamDB, tmp_path
     assert results and results[0]["id"].startswith("team:wiki-serving:")
     assert results[0]["source"] == "team:wiki/serving.md"
     assert "Zephyrine" in results[0]["question"]
+    copy = Path(results[0]["path"])  # a local copy to open, not the publisher's checkout
+    assert copy.is_file() and not copy.is_relative_to(wiki), copy
+    assert "Zephyrine" in copy.read_text(encoding="utf-8").splitlines()[results[0]["line"] - 1]
     # the bundled corpus is searched too, and the results merge
     mixed = json.loads(run_cli("search", "KV cache", "--json", "-n", "10", env=env).stdout)
     sources = {r["source"].startswith("team:") for r in mixed}
@@ -158,6 +161,8 @@ def test_publish_then_search_show_list_through_the_cli(team_db: TeamDB, tmp_path
 
     listed = run_cli("list", env=env).stdout.splitlines()
     assert sum(line.startswith("team:") for line in listed) == 3
+    as_json = json.loads(run_cli("list", "--json", env=env).stdout)
+    assert [e["path"] for e in as_json if e["id"].startswith("team:")] == ["", "", ""]
     assert any(line.startswith("llm-interview-104-questions:") for line in listed)
 
 

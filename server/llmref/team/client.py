@@ -623,7 +623,9 @@ class TeamIndex:
             if not rows:
                 return
             for _sort, _ord, data in rows:
-                yield Entry.from_dict(json.loads(data))
+                entry = Entry.from_dict(json.loads(data))
+                entry.path = ""  # the publisher's checkout: not a file here (no copy per entry)
+                yield entry
             after = (rows[-1][0], rows[-1][1])
 
     # --- cards ---------------------------------------------------------------------------------
