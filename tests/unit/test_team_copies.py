@@ -118,3 +118,12 @@ def test_old_copies_are_pruned_and_a_pruned_copy_is_written_again(tmp_path):
     assert copies.prune() == 1
     assert not old.exists() and not old.parent.exists() and fresh.exists()
     assert Path(copies.place(team_entry(), now=True).path).exists()  # needed again: rewritten
+
+
+def test_sources_whose_names_had_to_change_do_not_share_a_copy(tmp_path):
+    copies = Copies(tmp_path / "copies")
+    a = copies.place(team_entry(source="team:wiki/a:b.md", answer="A"), now=True)
+    b = copies.place(team_entry(source="team:wiki/a_b.md", answer="B"), now=True)
+    assert a.path != b.path
+    assert "A" in Path(a.path).read_text(encoding="utf-8").splitlines()
+    assert "B" in Path(b.path).read_text(encoding="utf-8").splitlines()

@@ -102,7 +102,11 @@ class Copies:
             return None
         parts = _parts(entry.source)
         name = parts[-1]
-        return self.root.joinpath(*parts, f"L{max(int(entry.line or 1), 1)}", name)
+        line = f"L{max(int(entry.line or 1), 1)}"
+        if "/".join(parts) != entry.source.removeprefix(PREFIX):  # names that had to change
+            # could meet another source's (a:b.md and a_b.md): keep them apart
+            line += "-" + hashlib.sha1(entry.source.encode("utf-8", "replace")).hexdigest()[:8]
+        return self.root.joinpath(*parts, line, name)
 
     def place(self, entry: Entry, *, now: bool = False) -> Entry:
         """Point a team entry at its local copy. The copy is written in the background, or
