@@ -425,7 +425,7 @@ class Reference:
         """The entry a card about the concept cites first: ``best_about``, or the team's best
         when it answers better (go-to-definition jumps where the card points)."""
         best = self.best_about(concept)
-        c = self.glossary.get(concept) if self.team is not None else None
+        c = self.glossary.get(concept)
         if self.team is not None and c is not None:
             best = self.team.card_parts(c, best, [], 0)[0]
         return best

@@ -6,8 +6,6 @@ search must land on the team's Q&A (a local read-only copy), not on the publishe
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -34,12 +32,7 @@ PROBES = [  # `until`: the concept map and the connection come up in the backgro
 
 
 @pytest.fixture(scope="module")
-def nvim() -> str:
-    return require_editor("nvim")
-
-
-@pytest.fixture(scope="module")
-def published(nvim, pg, tmp_path_factory):
+def published(pg, tmp_path_factory):
     from llmref.team.publish import publish
 
     db = make_db(pg.primary, "editor")
@@ -49,35 +42,29 @@ def published(nvim, pg, tmp_path_factory):
     return db
 
 
-@pytest.fixture(scope="module")
-def run(nvim, published, tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("team-editor")
-    env = editor_env(tmp)
+def reader_setup(tmp: Path, published, probe_list: list[dict]) -> tuple[ClientEnv, dict]:
+    """A reader's editor environment (a note open, the team database in the server
+    options, no local corpus) and the probe spec for it."""
     workspace = tmp / "workspace"
     workspace.mkdir()
     (workspace / "notes.md").write_text(NOTE, encoding="utf-8")
-    index = subprocess.run(
-        [sys.executable, "-m", "llmref", "index", "--no-bundled"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert index.returncode == 0, index.stderr
     spec = {
         "file": str(workspace / "notes.md"),
         "root": str(workspace),
         "cmd": SERVER_COMMAND,
-        "init_options": {
-            "database": published.reader,
-            "databaseTimeoutMs": 2000,
-            "bundled": False,
-        },
-        "probes": PROBES,
+        "init_options": {"database": published.reader, "databaseTimeoutMs": 2000, "bundled": False},
+        "probes": probe_list,
     }
+    return ClientEnv(editor_env(tmp), workspace, tmp), spec
+
+
+@pytest.fixture(scope="module")
+def run(published, tmp_path_factory) -> dict:
+    nvim = require_editor("nvim")
+    env, spec = reader_setup(tmp_path_factory.mktemp("team-nvim"), published, PROBES)
     argv = [nvim, "--headless", "--clean", "-i", "NONE", "-n", "-u"]
     argv.append(str(CLIENTS / "nvim_probe.lua"))
-    return run_editor(ClientEnv(env, workspace, tmp), "nvim-team", argv, spec, timeout=120)
+    return run_editor(env, "nvim-team", argv, spec, timeout=120)
 
 
 def _landed_on_the_team_copy(probe: dict, question: str) -> Path:
@@ -126,24 +113,12 @@ def test_symbol_search_opens_the_team_answer(run):
 def emacs_run(published, tmp_path_factory) -> dict:
     emacs = require_editor("emacs")
     tmp = tmp_path_factory.mktemp("team-emacs")
-    env = editor_env(tmp)
-    workspace = tmp / "workspace"
-    workspace.mkdir()
-    (workspace / "notes.md").write_text(NOTE, encoding="utf-8")
-    spec = {
-        "file": str(workspace / "notes.md"),
-        "root": str(workspace),
-        "mode": "markdown-mode",
-        "cmd": SERVER_COMMAND,
-        "init_options": {"database": published.reader, "databaseTimeoutMs": 2000, "bundled": False},
-        "probes": [PROBES[1]],  # go-to-definition (M-.)
-    }
+    env, spec = reader_setup(tmp, published, [PROBES[1]])  # go-to-definition (M-.)
+    spec["mode"] = "markdown-mode"
     home = tmp / "emacs-home"
     home.mkdir()
     argv = [emacs, "--batch", "-q", "-l", str(CLIENTS / "eglot_probe.el")]
-    return run_editor(
-        ClientEnv(env, workspace, tmp), "emacs-team", argv, spec, {"HOME": str(home)}, 120
-    )
+    return run_editor(env, "emacs-team", argv, spec, {"HOME": str(home)}, 120)
 
 
 def test_emacs_go_to_definition_opens_the_team_answer(emacs_run):

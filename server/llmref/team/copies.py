@@ -51,10 +51,8 @@ _MAX_DEPTH = 8
 
 def _parts(source: str) -> list[str]:
     """A team source path as plain folder and file names (nothing that climbs out)."""
-    if source.startswith(PREFIX):
-        source = source[len(PREFIX) :]
     parts = []
-    for part in re.split(r"[/\\]+", source):
+    for part in re.split(r"[/\\]+", source.removeprefix(PREFIX)):
         part = _UNSAFE.sub("_", part).strip().rstrip(".")
         if not part or part in (".", ".."):
             continue
@@ -116,9 +114,12 @@ class Copies:
         path = self.path_for(entry)
         if path is None:
             return entry
+        key = str(path)
+        with self._lock:  # placed before (a card's entry, hovered again): nothing to redo
+            if entry.path == key and key in self._done:
+                return entry
         text = copy_text(entry)
         digest = hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()
-        key = str(path)
         entry.path = key
         with self._lock:
             if self._done.get(key) == digest:
