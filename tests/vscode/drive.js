@@ -249,12 +249,21 @@ const steps = {
     const link = preview.locator("a", { hasText: source }).first();
     await link.waitFor({ state: "visible", timeout: 5000 });
     await link.click();
+    let clicks = 1;
+    let clickedAt = Date.now();
     const where = await until(`${source} open in the editor at line 180`, 20000, async () => {
       const tab = await page.locator(".tabs-container .tab.active").allInnerTexts();
       const cursor = page.locator('.statusbar-item[id="status.editor.selection"]').first();
       const ln = (await cursor.isVisible()) ? await cursor.innerText() : "";
       const ok = tab.some((t) => t.replace(/\s+/g, "").includes("llm-interview-104-questions.md")) && /Ln 180\b/.test(ln);
-      return ok ? `${ln}; active tabs ${tab.map((t) => t.replace(/\s+/g, " ").trim()).join(" | ")}` : null;
+      if (!ok && clicks < 3 && Date.now() - clickedAt > 5000) {
+        // a click that lands while the webview is still settling opens nothing (seen once
+        // in a CI run): click again, as a user would
+        await link.click();
+        clicks += 1;
+        clickedAt = Date.now();
+      }
+      return ok ? `${ln}; active tabs ${tab.map((t) => t.replace(/\s+/g, " ").trim()).join(" | ")} (${clicks} click(s))` : null;
     });
     const lineText = await until("the question on screen", 5000, async () => {
       const lines = await page.locator(".editor-instance .monaco-editor .view-lines .view-line").allInnerTexts();
