@@ -14,13 +14,16 @@ idf = ln(N / (df + 1)) + 1, byte-quantized field lengths), in two round trips:
    back with their field lengths, their term frequencies of every query term and the
    phrase alternatives checked on their tsvector (``<->``). A term in at most ``k`` entries
    had its whole list read: its frequencies come from the postings (one more index range
-   scan per such term); for a *cut* term (in more than ``k`` entries) a candidate may hold
-   it in a posting the first pass did not read, so its frequency comes from the candidate's
-   ``entry_terms`` row (a lookup per candidate and cut term: the cost that grows with the
-   size of an entry, so it is only paid where the lists were cut).
+   scan per such term). A *cut* slot is one whose list was not read whole: its term is in
+   more than ``k`` entries; the weakest of those (*negligible*: their idf x boosts add up
+   to under ``NEGLIGIBLE`` of the strongest slot's) are not read at all: they can only
+   decide near ties for a candidate's place, and their long lists cost the most. A
+   candidate may hold a cut slot's term in a posting the first pass did not read, so its
+   frequency comes from the candidate's ``entry_terms`` row (a binary search,
+   ``width_bucket``, in its sorted term ids per cut slot).
    This is where the result can differ from Whoosh's: an entry whose postings all lie past
-   the first ``k`` of their lists is never considered (exact when every query term is in
-   <= k entries);
+   the first ``k`` of their lists or in negligible slots is never considered (exact when
+   every query term is in <= k entries);
 2. exact scores of the candidates here (``score``: plain arithmetic on a few hundred rows),
    then the ``r`` best entries' data and the query's (field, term) pairs they hold
    (``Hit.terms``, what the re-ranker's coverage counts).
@@ -43,6 +46,10 @@ from .docs import FIELD_ID, FIELDS, K1, LABEL, B, idf, impact
 
 DEFAULT_K = 1000  # postings read per query term (best first)
 DEFAULT_M = 300  # candidates scored exactly
+# the weakest slots with more than k postings, together adding at most this share of what the
+# strongest slot can (idf x boosts), are not read in the candidate pass (their frequencies
+# come from entry_terms, as any cut slot's)
+NEGLIGIBLE = 0.05
 
 
 def _quote(term: str) -> str:
@@ -135,22 +142,30 @@ def compile_plan(clauses: Sequence[Clause]) -> Compiled:
 # entry_terms: a candidate may hold a cut slot's term in a posting the first pass did not read)
 SEARCH_SQL = """
 WITH q AS MATERIALIZED (
-    SELECT s.slot::int AS slot, l.id AS term, l.df, l.df > %(k)s AS cut,
-           ln(greatest(st.docs, 1)::float8 / (l.df + 1)) + 1 AS idf, s.w
-    FROM unnest(%(sf)s::int2[], %(st)s::text[], %(sw)s::float8[])
-         WITH ORDINALITY AS s(field, term, w, slot)
-    JOIN llmref.lexicon l ON l.field = s.field AND l.term = s.term AND l.df > 0
-    CROSS JOIN llmref.stats st
+    SELECT a.slot, a.term, a.df, a.idf, a.w, a.k, a.df > a.k AS cut FROM (
+        SELECT b.*, CASE WHEN b.df > %(k)s AND sum(CASE WHEN b.df > %(k)s THEN b.idf * b.w
+                                                  ELSE 0 END) OVER (ORDER BY b.idf * b.w, b.slot)
+                              < %(eps)s * max(b.idf * b.w) OVER () THEN 0
+                    ELSE %(k)s END AS k
+        FROM (
+            SELECT s.slot::int AS slot, l.id AS term, l.df, s.w,
+                   ln(greatest(st.docs, 1)::float8 / (l.df + 1)) + 1 AS idf
+            FROM unnest(%(sf)s::int2[], %(st)s::text[], %(sw)s::float8[])
+                 WITH ORDINALITY AS s(field, term, w, slot)
+            JOIN llmref.lexicon l ON l.field = s.field AND l.term = s.term AND l.df > 0
+            CROSS JOIN llmref.stats st
+        ) b
+    ) a
 ), cand AS MATERIALIZED (
     SELECT p.entry FROM q CROSS JOIN LATERAL (
         SELECT entry, impact FROM llmref.postings
-        WHERE postings.term = q.term ORDER BY impact DESC LIMIT %(k)s
+        WHERE postings.term = q.term ORDER BY impact DESC LIMIT q.k
     ) p
     GROUP BY p.entry ORDER BY sum(q.idf * q.w * p.impact) DESC, p.entry LIMIT %(m)s
 ), seen AS (
     SELECT p.entry, array_agg(q.slot) AS slots, array_agg(p.tf::int) AS tfs
     FROM q CROSS JOIN LATERAL (
-        SELECT entry, tf FROM llmref.postings WHERE postings.term = q.term LIMIT %(k)s
+        SELECT entry, tf FROM llmref.postings WHERE postings.term = q.term LIMIT q.k
     ) p JOIN cand c ON c.entry = p.entry
     WHERE NOT q.cut GROUP BY p.entry
 ), ids AS (
@@ -166,8 +181,9 @@ UNION ALL
 SELECT c.entry, e.lens, s.slots, s.tfs,
        ARRAY(SELECT e.tsv @@ x FROM unnest(%(pq)s::tsquery[]) AS x),
        CASE WHEN ids.cut_ids IS NOT NULL THEN
-           ARRAY(SELECT t.tfs[array_position(t.terms, x.id)]::int
-                 FROM unnest(ids.cut_ids) WITH ORDINALITY AS x(id, n) ORDER BY x.n)
+           ARRAY(SELECT CASE WHEN t.terms[b.i] = b.id THEN t.tfs[b.i]::int END
+                 FROM (SELECT x.id, x.n, width_bucket(x.id, t.terms) AS i
+                       FROM unnest(ids.cut_ids) WITH ORDINALITY AS x(id, n)) b ORDER BY b.n)
        END,
        NULL, NULL, NULL
 FROM cand c JOIN llmref.entries e ON e.rowid = c.entry LEFT JOIN seen s ON s.entry = c.entry
@@ -318,7 +334,7 @@ def run(conn, compiled: Compiled, *, k: int, m: int, r: int) -> TeamHits:
     rows = conn.execute(
         SEARCH_SQL,
         {"sf": sf, "st": st, "sw": slot_weights(compiled), "pq": phrases,
-         "k": k, "m": max(m, r)},
+         "k": k, "m": max(m, r), "eps": NEGLIGIBLE},
     ).fetchall()  # fmt: skip
     head = next(row for row in rows if row[0] is None)
     _entry, _lens, slots, dfs_list, _ph, cut, docs, lengths, generation = head
