@@ -50,6 +50,7 @@ from whoosh import query as wq
 from whoosh.analysis import Token, Tokenizer
 from whoosh.fields import ID, KEYWORD, TEXT, Schema
 from whoosh.filedb.filestore import FileStorage
+from whoosh.filedb.structfile import BufferFile
 from whoosh.scoring import BM25F
 from whoosh.system import pack_uint
 
@@ -537,14 +538,14 @@ class SearchIndex:
     @classmethod
     def create(cls, path: Path) -> SearchIndex:
         path.mkdir(mode=0o700, parents=False, exist_ok=True)
-        storage = FileStorage(str(path), supports_mmap=False)
+        storage = _Storage(str(path))
         return cls(path, storage.create_index(make_schema()))
 
     @classmethod
     def open(cls, path: Path, key: bytes) -> SearchIndex:
         """Open a folder we built (manifest verified first)."""
         verify_manifest(path, key)
-        storage = FileStorage(str(path), supports_mmap=False)
+        storage = _Storage(str(path))
         ix = storage.open_index()
         index = cls(path, ix)
         index._get_searcher()  # open every segment now, while the files are the signed ones
@@ -630,6 +631,30 @@ class SearchIndex:
             self._bulk = None
             self._df.clear()
         self._ix.close()
+
+
+IN_MEMORY_BYTES = 16 << 20  # an open index reads segment files up to this size in all into memory
+
+
+class _Storage(FileStorage):
+    """Whoosh's file storage, no mmap (a file truncated under us is an error, not SIGBUS),
+    with segment files read whole into memory when opened, up to ``IN_MEMORY_BYTES`` per
+    open index (the bundled corpus's is 1.3 MB): Whoosh then reads them as buffers, without
+    a seek and a read call per term lookup (a quarter of a bundled-corpus search)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, supports_mmap=False)
+        self._in_memory = 0
+
+    def open_file(self, name, **kwargs):
+        if name.endswith(".seg"):
+            with open(self._fpath(name), "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if self._in_memory + size <= IN_MEMORY_BYTES:
+                    data = f.read()
+                    self._in_memory += len(data)
+                    return BufferFile(memoryview(data), name=name, **kwargs)
+        return super().open_file(name, **kwargs)
 
 
 def _matched(hit) -> frozenset[tuple[str, str]]:

@@ -655,3 +655,28 @@ def test_segments_written_our_way_hold_what_whooshs_writer_writes(tmp_path, monk
         monkeypatch.setattr(cls, name, getattr(cls, name).whoosh)
     theirs = build(tmp_path / "theirs")
     assert ours == theirs and len(ours) > 50
+
+
+def test_segments_read_into_memory_find_what_the_files_do(notes, tmp_path, monkeypatch):
+    """An open index reads its segment files into memory (up to IN_MEMORY_BYTES): the same
+    results as reading them from disk, and a segment file overwritten while the index is
+    open changes nothing it answers (no mmap: nothing can fault under the server)."""
+    from llmref import index as index_mod
+
+    queries = ["RoPE", "KV cache", "what is rotary position embedding", "flash attention"]
+    monkeypatch.setattr(index_mod, "IN_MEMORY_BYTES", 0)
+    on_disk = open_ref(notes, tmp_path / "a")
+    assert on_disk.index._ix.storage._in_memory == 0
+    want = {q: [(r.entry.id, r.score) for r in on_disk.search(q).results] for q in queries}
+    on_disk.close()
+    monkeypatch.setattr(index_mod, "IN_MEMORY_BYTES", 16 << 20)
+    ref = open_ref(notes, tmp_path / "a")
+    assert ref.index._ix.storage._in_memory > 0
+    assert any(want.values())
+    for q in queries:
+        assert [(r.entry.id, r.score) for r in ref.search(q).results] == want[q], q
+    for seg in (generation(tmp_path / "a") / "whoosh").glob("*.seg"):
+        seg.write_bytes(b"\0" * seg.stat().st_size)
+    for q in queries:
+        assert [(r.entry.id, r.score) for r in ref.search(q).results] == want[q], q
+    ref.close()
