@@ -770,9 +770,14 @@ class Reference:
 
     def _known(self, word: str) -> bool:
         """A word needs no correction: a stop word, an English word the bridge knows, a
-        glossary term, or a word the corpus holds."""
+        glossary term, an identifier made of those, or a word the corpus holds."""
         low = word.lower()
         if low in normalize.STOP_EN or self.bridge.known(low) or self.glossary.lookup(word):
+            return True
+        parts = normalize.split_identifier(word)  # GELUActivation: GELU + activation, known
+        if len(parts) > 1 and all(
+            p in normalize.STOP_EN or self.bridge.known(p) or self.glossary.lookup(p) for p in parts
+        ):
             return True
         toks = normalize.token_texts(word)
         if not toks:

@@ -127,3 +127,12 @@ def test_did_you_mean_corrects_a_misspelled_identifier(reference):
     """A query naming a concept (Llama) may still hold a misspelled glossary identifier."""
     assert reference.search("LlamaRMSNrom").suggestion == "LlamaRMSNorm"
     assert reference.search("LlamaRMSNorm").suggestion is None
+
+
+@pytest.mark.parametrize("query", ["FastGELUActivation", "SiLUActivation", "RotaryEmbeddingCache"])
+def test_did_you_mean_leaves_identifiers_of_known_words_alone(reference, query):
+    """A class name made of glossary terms and English words is not a misspelling of a
+    glossary identifier it resembles (FastGELUActivation is not "NewGELUActivation")."""
+    result = reference.search(query)
+    assert result.suggestion is None and not result.corrected
+    assert result.results
