@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -39,6 +40,18 @@ log = logging.getLogger("llmref.lsp")
 POLL_SECONDS = 2.0  # user corpus folders are checked this often when the client cannot watch
 WATCHED_POLL_SECONDS = 30.0  # … and this often when it sends workspace/didChangeWatchedFiles
 SYNC_DELAY = 0.1  # debounce: a burst of file events makes one sync
+
+
+def settle_heap() -> None:
+    """Move what a load made (entries, glossary, the team's concept map) out of the cyclic
+    collector's way (``gc.freeze``). Otherwise every full collection walks all of it, ~25 ms
+    at a time on a 5k-entry notes folder with a team database, in the middle of whatever
+    request allocated last: 6 such pauses in 315 searches were their p99 (50 -> 45 ms, max
+    74 -> 50 ms). What earlier loads left unreachable is collected first; objects freed later
+    by reference counting are freed as usual."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class Loader:
@@ -112,6 +125,7 @@ class Loader:
             for problem in ref.problems:
                 log.warning("%s", problem)
             progress.end(f"{len(ref)} entries")
+            settle_heap()
 
     def _watch_team(self, ref: Reference) -> None:
         """The team database's one warning reaches the editor; a refreshed team concept map
@@ -123,8 +137,12 @@ class Loader:
         def warn(message: str) -> None:
             self.server.show_message(types.MessageType.Warning, f"llmref: {message}")
 
+        def refreshed() -> None:
+            self.server.clear_cards()
+            settle_heap()  # the new concept map
+
         team.on_warning = warn
-        team.on_refresh = self.server.clear_cards
+        team.on_refresh = refreshed
         for message in team.take_warnings():
             warn(message)
 
