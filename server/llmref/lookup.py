@@ -771,13 +771,17 @@ class Reference:
     def _known(self, word: str) -> bool:
         """A word needs no correction: a stop word, an English word the bridge knows, a
         glossary term, an identifier made of those, or a word the corpus holds."""
-        low = word.lower()
-        if low in normalize.STOP_EN or self.bridge.known(low) or self.glossary.lookup(word):
+
+        def plain(w: str) -> bool:
+            low = w.lower()
+            return (
+                low in normalize.STOP_EN or self.bridge.known(low) or bool(self.glossary.lookup(w))
+            )
+
+        if plain(word):
             return True
         parts = normalize.split_identifier(word)  # GELUActivation: GELU + activation, known
-        if len(parts) > 1 and all(
-            p in normalize.STOP_EN or self.bridge.known(p) or self.glossary.lookup(p) for p in parts
-        ):
+        if len(parts) > 1 and all(plain(p) for p in parts):
             return True
         toks = normalize.token_texts(word)
         if not toks:
@@ -789,12 +793,6 @@ class Reference:
                 any(self.index.doc_frequency(f, t) for f in ("question", "names", "answer"))
                 for t in toks
             )
-
-    def suggest(self, query: str, found: SearchResult | None = None) -> str | None:
-        """A corrected query, when a Latin word is unknown, a close glossary term or curated
-        English word exists, and the corrected query finds clearly better answers than
-        ``found`` (the query's own results, searched when not given)."""
-        return self._suggest(query, found, 3)[0]
 
     def _close_key(self, key: str) -> str | None:
         """The did-you-mean key closest to ``key`` (difflib ratio >= 0.8), looked for only
@@ -814,7 +812,10 @@ class Reference:
     def _suggest(
         self, query: str, found: SearchResult | None, limit: int
     ) -> tuple[str | None, SearchResult | None]:
-        """``suggest``, and the corrected query's results (searched at ``limit``)."""
+        """A corrected query, when a Latin word is unknown, a close glossary term or curated
+        English word exists, and the corrected query finds clearly better answers than
+        ``found`` (the query's own results, searched when not given); with the corrected
+        query's results (searched once, at ``limit``, to judge it)."""
         vocab = self.vocabulary()
         changed = False
         named: set[str] = set()  # concepts the corrected words name exactly
