@@ -54,6 +54,7 @@ POLL_SECONDS = 60.0  # the publish generation is checked this often (besides eve
 BACKOFF = (0.5, 30.0)  # reconnect delays: first, longest
 FIRST_CONNECT_WAIT = 3.0  # the first search waits this long for the first connection
 CACHE_TIMEOUT_MS = 30_000  # the background concept-map refresh may take this long
+SEND_WAIT = 0.005  # a search waits this long (s) at most for its team statement to leave
 COPIES_NOW = 5  # a search's first team hits get their local copies before it returns
 LONG_TIMEOUT_MS = 60_000  # `llmref list` / `show`: a person waits, not an editor
 
@@ -513,7 +514,13 @@ class TeamIndex:
 
         planned = ref._prepare(query, concepts, stats=self)  # type: ignore[call-arg]
         compiled = compile_plan(planned.clauses)
-        runner = self._runner(compiled, max(limit * 3, RERANK))
+        inner = self._runner(compiled, max(limit * 3, RERANK))
+        sent = threading.Event()
+
+        def runner(conn: Any) -> TeamHits:
+            sent.set()
+            return inner(conn)
+
         with self._state_lock:
             if self._stop.is_set():  # closed: searches still running get no team half
                 future: Future = Future()
@@ -521,7 +528,13 @@ class TeamIndex:
                 return Pending(planned, compiled, future, limit)
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(4, thread_name_prefix="llmref-team-search")
-            return Pending(planned, compiled, self._pool.submit(self._guarded, runner), limit)
+            future = self._pool.submit(self._guarded, runner)
+        # the statement leaves before the local half starts: the local search is pure Python
+        # and holds the interpreter lock, so the two hand-offs to the database's worker thread
+        # would otherwise each wait out a switch interval (5 ms) while the database idles
+        # (waited for at most SEND_WAIT: another search on the connection is not waited out)
+        sent.wait(SEND_WAIT)
+        return Pending(planned, compiled, future, limit)
 
     def merge(self, ref: Reference, pending: Pending, local: list[Result]) -> list[Result]:
         """Local results and the team's (``begin``), merged by normalized score.
