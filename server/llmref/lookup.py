@@ -61,6 +61,7 @@ CONCEPT_SHARE = 0.06  # concepts named by more than this share of questions weig
 GENERIC_CONCEPT = 0.25
 CONFIDENT_COVERAGE = 0.5  # SearchResult.confident
 SUGGEST_GAIN = 0.2  # did-you-mean: the correction must cover this much more of the query
+_PUNCTUATED = re.compile(r"(\W*)(.*?)(\W*)", re.S)  # a word with the punctuation around it
 
 
 @dataclass
@@ -820,16 +821,18 @@ class Reference:
         changed = False
         named: set[str] = set()  # concepts the corrected words name exactly
         out: list[str] = []
-        for word in re.split(r"(\s+)", query):
+        for chunk in re.split(r"(\s+)", query):
+            # the word without the punctuation around it ("once," is the word once)
+            lead, word, trail = _PUNCTUATED.fullmatch(chunk).groups()  # type: ignore[union-attr]
             key = term_key(word) if word.strip() else ""
             if not key.isascii() or len(key) < 4 or key in vocab or self._known(word):
-                out.append(word)
+                out.append(chunk)
                 continue
             close = self._close_key(key)
             if close is None:
-                out.append(word)
+                out.append(chunk)
                 continue
-            out.append(vocab[close])
+            out.append(lead + vocab[close] + trail)
             named.update(self.glossary.matcher.exact(vocab[close]))
             changed = True
         if not changed:

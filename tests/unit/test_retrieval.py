@@ -108,6 +108,13 @@ def test_did_you_mean_leaves_real_words_alone(reference, query):
     assert reference.search(query).suggestion is None
 
 
+def test_did_you_mean_reads_words_without_their_punctuation(reference):
+    """'once,' is the word once (not a misspelling of 'one'); a correction keeps the comma."""
+    query = "PPO needs four models in memory at once, how to reduce the compute"
+    assert reference.search(query).suggestion is None
+    assert reference.search("what is (rmsnrom)?").suggestion == "what is (RMSNorm)?"
+
+
 @pytest.mark.parametrize(
     ("query", "suggestion"),
     [("rmsnrom", "RMSNorm"), ("hallucinaton", "Hallucination"), ("qunatization", "Quantization")],
