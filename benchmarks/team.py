@@ -16,7 +16,7 @@ benchmarks/corpus_gen.py (or uses ``--notes``), then measures:
   (tests/data/dev-queries.yaml + benchmarks/extra-queries.yaml), interleaved; and whether
   the two rank the notes alike (same first result, overlap of the top 10);
 * concurrency: ``--servers`` servers against the one database, all searching at once;
-* ``--bound``: the statement's candidate bound (each term's best 1,000 postings, 300
+* ``--bound``: the statement's candidate bound (each term's best 1,500 postings, 300
   candidates scored exactly) against reading every posting (the 5,000 entries with the
   highest impact sums over whole posting lists scored exactly): how often the best-scoring
   entry is found, and the best hit's share of the best score;
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bound",
         action="store_true",
-        help="also compare the statement's 1,000-posting bound with reading every posting",
+        help="also compare the statement's 1,500-posting bound with reading every posting",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

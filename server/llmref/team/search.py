@@ -44,7 +44,7 @@ from ..corpus.entry import Entry
 from ..index import Clause, Hit, match_mode
 from .docs import FIELD_ID, FIELDS, K1, LABEL, B, idf, impact
 
-DEFAULT_K = 1000  # postings read per query term (best first)
+DEFAULT_K = 1500  # postings read per query term (best first)
 DEFAULT_M = 300  # candidates scored exactly
 # the weakest slots with more than k postings, together adding at most this share of what the
 # strongest slot can (idf x boosts), are not read in the candidate pass (their frequencies
