@@ -13,7 +13,8 @@ benchmarks/corpus_gen.py (or uses ``--notes``), then measures:
   for comparison, the local Whoosh index build of the same folder (``llmref index``);
 * search: ``llmref.search`` through ``llmref serve`` over stdio, p50/p99, one server with the
   notes as a local corpus (Whoosh) and one with them in the database, same queries
-  (tests/data/dev-queries.yaml + benchmarks/extra-queries.yaml), interleaved; and whether
+  (tests/data/dev-queries.yaml + benchmarks/extra-queries.yaml; then, reported apart, the
+  plain-English questions of dev-nl-queries.yaml + nl-queries.yaml), interleaved; and whether
   the two rank the notes alike (same first result, overlap of the top 10);
 * concurrency: ``--servers`` servers against the one database, all searching at once;
 * ``--bound``: the statement's candidate bound (each term's best 1,500 postings, 300
@@ -57,9 +58,19 @@ from lsp_latency import server_env, stop_client, summary  # noqa: E402
 READER, WRITER = "bench-reader-pw", "bench-writer-pw"
 
 
-def queries() -> list[str]:
+def queries(plain: bool = False) -> list[str]:
+    """The term queries (dev + extra), or with ``plain`` the plain-English questions (dev +
+    ours): longer plans, the slower half of what people type."""
+    names = (
+        ("dev-nl-queries.yaml", "nl-queries.yaml")
+        if plain
+        else ("dev-queries.yaml", "extra-queries.yaml")
+    )
     out: list[str] = []
-    for path in (ROOT / "tests/data/dev-queries.yaml", ROOT / "benchmarks/extra-queries.yaml"):
+    for name in names:
+        path = ROOT / "tests/data" / name
+        if not path.exists():
+            path = ROOT / "benchmarks" / name
         out += [q["query"] for q in yaml.safe_load(path.read_text(encoding="utf-8"))]
     return out
 
@@ -207,6 +218,17 @@ async def measure_search(
                     if not isinstance(result, list):
                         raise RuntimeError(f"{s.name}: {result}")
         out: dict = {name: summary(values) for name, values in times.items()}
+        plain = {s.name: [] for s in servers}  # the plain-English questions, timed alike
+        for q in queries(plain=True):  # warm-up
+            for s in servers:
+                await s.search(q)
+        for _ in range(rounds):
+            for q in queries(plain=True):
+                for s in servers:
+                    t0 = time.perf_counter()
+                    await s.search(q)
+                    plain[s.name].append(time.perf_counter() - t0)
+        out.update({f"{name}, plain English": summary(v) for name, v in plain.items()})
         if overlap:
             out["agreement"] = {
                 "queries": len(overlap),
