@@ -58,6 +58,15 @@ from lsp_latency import server_env, stop_client, summary  # noqa: E402
 READER, WRITER = "bench-reader-pw", "bench-writer-pw"
 
 
+# the query sets, terms and plain English (tests/data: the dev sets; benchmarks: ours)
+SETS = {
+    "dev-queries.yaml": ROOT / "tests/data/dev-queries.yaml",
+    "dev-nl-queries.yaml": ROOT / "tests/data/dev-nl-queries.yaml",
+    "extra-queries.yaml": ROOT / "benchmarks/extra-queries.yaml",
+    "nl-queries.yaml": ROOT / "benchmarks/nl-queries.yaml",
+}
+
+
 def queries(plain: bool = False) -> list[str]:
     """The term queries (dev + extra), or with ``plain`` the plain-English questions (dev +
     ours): longer plans, the slower half of what people type."""
@@ -68,10 +77,7 @@ def queries(plain: bool = False) -> list[str]:
     )
     out: list[str] = []
     for name in names:
-        path = ROOT / "tests/data" / name
-        if not path.exists():
-            path = ROOT / "benchmarks" / name
-        out += [q["query"] for q in yaml.safe_load(path.read_text(encoding="utf-8"))]
+        out += [q["query"] for q in yaml.safe_load(SETS[name].read_text(encoding="utf-8"))]
     return out
 
 
@@ -183,6 +189,20 @@ class Server:
         await stop_client(self.client)
 
 
+async def _timed(servers: list[Server], qs: list[str], rounds: int) -> dict[str, list[float]]:
+    """Each query on every server in turn (interleaved), ``rounds`` times: seconds per server."""
+    times: dict[str, list[float]] = {s.name: [] for s in servers}
+    for _ in range(rounds):
+        for q in qs:
+            for s in servers:
+                t0 = time.perf_counter()
+                result = await s.search(q)
+                times[s.name].append(time.perf_counter() - t0)
+                if not isinstance(result, list):
+                    raise RuntimeError(f"{s.name}: {result}")
+    return times
+
+
 async def measure_search(
     notes: Path, reader: str, caches: tuple[Path, Path], rounds: int, local: bool
 ) -> dict:
@@ -201,7 +221,6 @@ async def measure_search(
         await team.ready("KV cache", team=True)
         if whoosh is not None:
             await whoosh.ready("KV cache", team=False)
-        times: dict[str, list[float]] = {s.name: [] for s in servers}
         same_first, overlap = 0, []
         for q in qs:  # warm-up pass; with Whoosh: do both engines rank the notes alike?
             ids = [[r["id"].removeprefix("team:") for r in await s.search(q)] for s in servers]
@@ -209,26 +228,13 @@ async def measure_search(
                 same_first += bool(ids[0]) and ids[0][0] == ids[1][0]
                 top = set(ids[1][:10])
                 overlap.append(len(top & set(ids[0][:10])) / len(top))
-        for _ in range(rounds):
-            for q in qs:
-                for s in servers:
-                    t0 = time.perf_counter()
-                    result = await s.search(q)
-                    times[s.name].append(time.perf_counter() - t0)
-                    if not isinstance(result, list):
-                        raise RuntimeError(f"{s.name}: {result}")
-        out: dict = {name: summary(values) for name, values in times.items()}
-        plain = {s.name: [] for s in servers}  # the plain-English questions, timed alike
-        for q in queries(plain=True):  # warm-up
+        out: dict = {name: summary(v) for name, v in (await _timed(servers, qs, rounds)).items()}
+        plain = queries(plain=True)  # the plain-English questions, timed alike
+        for q in plain:  # warm-up
             for s in servers:
                 await s.search(q)
-        for _ in range(rounds):
-            for q in queries(plain=True):
-                for s in servers:
-                    t0 = time.perf_counter()
-                    await s.search(q)
-                    plain[s.name].append(time.perf_counter() - t0)
-        out.update({f"{name}, plain English": summary(v) for name, v in plain.items()})
+        timed = await _timed(servers, plain, rounds)
+        out.update({f"{name}, plain English": summary(v) for name, v in timed.items()})
         if overlap:
             out["agreement"] = {
                 "queries": len(overlap),
@@ -293,12 +299,7 @@ def measure_bound(reader: str, cache: Path, k: int, m: int) -> dict:
     out: dict = {}
     try:
         with psycopg.connect(reader, autocommit=True) as conn:
-            for path in (
-                ROOT / "tests/data/dev-queries.yaml",
-                ROOT / "tests/data/dev-nl-queries.yaml",
-                ROOT / "benchmarks/extra-queries.yaml",
-                ROOT / "benchmarks/nl-queries.yaml",
-            ):
+            for path in SETS.values():
                 found, shares = 0, []
                 for item in yaml.safe_load(path.read_text(encoding="utf-8")):
                     planned = ref._prepare(item["query"], None, stats=ref.team)
@@ -341,12 +342,7 @@ def measure_quality(writer: str, reader: str, cache: Path) -> dict:
         time.sleep(0.1)
     out: dict = {}
     try:
-        for path in (
-            ROOT / "tests/data/dev-queries.yaml",
-            ROOT / "tests/data/dev-nl-queries.yaml",
-            ROOT / "benchmarks/extra-queries.yaml",
-            ROOT / "benchmarks/nl-queries.yaml",
-        ):
+        for path in SETS.values():
             items = yaml.safe_load(path.read_text(encoding="utf-8"))
             w = retrieval.evaluate(local, items)
             p = retrieval.evaluate(team, items)

@@ -824,7 +824,7 @@ class Reference:
         for chunk in re.split(r"(\s+)", query):
             # the word without the punctuation around it ("once," is the word once)
             lead, word, trail = _PUNCTUATED.fullmatch(chunk).groups()  # type: ignore[union-attr]
-            key = term_key(word) if word.strip() else ""
+            key = term_key(word)
             if not key.isascii() or len(key) < 4 or key in vocab or self._known(word):
                 out.append(chunk)
                 continue
